@@ -1,0 +1,202 @@
+"""Proxy settings: one validated, frozen object built from CLI, environment and `.env`.
+
+Precedence (highest first): command-line options, `PROXY_*` environment variables,
+a `.env` file in the working directory, the defaults below.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AnyHttpUrl, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Algorithm(StrEnum):
+    AIMD = "aimd"
+    GRADIENT = "gradient"
+    FIXED = "fixed"
+
+
+class Priority(StrEnum):
+    """Admission classes; a higher class is always admitted first."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 is the most important class."""
+        return _PRIORITY_RANK[self]
+
+    @classmethod
+    def parse(cls, value: str | None) -> Priority:
+        """Unknown or missing values are `normal`, never an error."""
+        if value is None:
+            return cls.NORMAL
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            return cls.NORMAL
+
+
+_PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PROXY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    # --- listening and upstream -------------------------------------------------
+    upstream: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8000"),
+        description="Base URL of the OpenAI-compatible server (vLLM).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address of the data and admin ports.")
+    port: Port = Field(default=8080, description="Data port: everything is forwarded upstream.")
+    admin_port: Port = Field(default=9464, description="Admin port: /metrics /status /healthz.")
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)."
+    )
+    connect_timeout: PositiveSeconds = Field(
+        default=5.0, description="Seconds to open a connection to the upstream (then 502)."
+    )
+    first_byte_timeout: PositiveSeconds = Field(
+        default=600.0,
+        description="Seconds until the upstream's response headers arrive (then 504).",
+    )
+    idle_read_timeout: PositiveSeconds = Field(
+        default=60.0, description="Seconds of silence allowed between upstream chunks (then 504)."
+    )
+    upstream_down_after: int = Field(
+        default=3, ge=1, description="Consecutive connect failures before answering 503."
+    )
+    upstream_probe_interval: PositiveSeconds = Field(
+        default=1.0, description="Seconds between health probes while the upstream is down."
+    )
+
+    # --- SLA --------------------------------------------------------------------
+    sla_ttft: PositiveSeconds | None = Field(
+        default=None, description="Target time to first token, seconds."
+    )
+    sla_tpot: PositiveSeconds | None = Field(
+        default=None, description="Target time per output token, seconds."
+    )
+    sla_e2e: PositiveSeconds | None = Field(
+        default=None, description="Target end-to-end latency, seconds."
+    )
+    sla_percentile: float = Field(
+        default=0.9, gt=0, lt=1, description="Percentile the targets apply to."
+    )
+    window_seconds: PositiveSeconds = Field(
+        default=30.0, description="Age after which a latency sample leaves the window."
+    )
+    window_min_samples: int = Field(
+        default=20, ge=1, description="Fewer fresh samples than this: the controller holds."
+    )
+    window_max_samples: int = Field(
+        default=4096, ge=16, description="Memory bound of each signal's window."
+    )
+
+    # --- controller -------------------------------------------------------------
+    algorithm: Algorithm = Field(default=Algorithm.AIMD, description="aimd, gradient or fixed.")
+    initial_limit: int = Field(default=8, ge=1, description="Concurrency limit at start.")
+    min_limit: int = Field(default=1, ge=1, description="The limit never goes below this.")
+    max_limit: int = Field(default=256, ge=1, description="The limit never goes above this.")
+    increase_step: int = Field(default=1, ge=1, description="AIMD additive increase per step.")
+    backoff: float = Field(
+        default=0.9, ge=0.5, lt=1, description="AIMD multiplicative decrease factor."
+    )
+    control_interval: PositiveSeconds = Field(
+        default=1.0, description="Seconds between controller decisions."
+    )
+    overload_threshold: float = Field(
+        default=0.05, ge=0, le=1, description="Overload outcome rate that triggers a decrease."
+    )
+    utilization_threshold: float = Field(
+        default=0.8, gt=0, le=1, description="Grow only while inflight >= this x limit."
+    )
+
+    # --- queue and shedding -----------------------------------------------------
+    queue_size: int = Field(default=128, ge=0, description="Requests waiting for a permit.")
+    queue_timeout: PositiveSeconds = Field(
+        default=30.0, description="Longest wait in the queue before 429."
+    )
+    max_queue_timeout: PositiveSeconds = Field(
+        default=120.0, description="Cap on the per-request x-queue-timeout header."
+    )
+    priority_header: str = Field(default="x-priority", description="Header naming the class.")
+    api_key_priorities: dict[str, Priority] = Field(
+        default_factory=dict,
+        description='API key to class, JSON: {"sk-batch": "low"}; the header wins.',
+    )
+
+    # --- capacity alert ---------------------------------------------------------
+    alertmanager_url: AnyHttpUrl | None = Field(
+        default=None, description="Push the capacity alert to this Alertmanager."
+    )
+    alert_shed_ratio: float = Field(
+        default=0.1, gt=0, le=1, description="Shed ratio above which demand exceeds capacity."
+    )
+    alert_for: PositiveSeconds = Field(
+        default=60.0, description="Seconds the condition must hold before the alert fires."
+    )
+    alert_resolve_after: PositiveSeconds = Field(
+        default=120.0, description="Healthy seconds before a firing alert resolves."
+    )
+
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be one of debug, info, warning, error")
+        return level
+
+    @field_validator("host")
+    @classmethod
+    def _nonempty_host(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.min_limit > self.max_limit:
+            raise ValueError(f"min_limit ({self.min_limit}) > max_limit ({self.max_limit})")
+        if not self.min_limit <= self.initial_limit <= self.max_limit:
+            raise ValueError(
+                f"initial_limit ({self.initial_limit}) outside "
+                f"[min_limit, max_limit] = [{self.min_limit}, {self.max_limit}]"
+            )
+        if self.port == self.admin_port:
+            raise ValueError(f"port and admin_port are both {self.port}")
+        if self.queue_timeout > self.max_queue_timeout:
+            raise ValueError(
+                f"queue_timeout ({self.queue_timeout}) > max_queue_timeout "
+                f"({self.max_queue_timeout})"
+            )
+        return self
+
+    @property
+    def upstream_base(self) -> str:
+        """The upstream URL without a trailing slash, ready to have a path appended."""
+        return str(self.upstream).rstrip("/")
+
+    def sla_targets(self) -> dict[str, float]:
+        """Signal name to target seconds, only for the signals that have one."""
+        targets = {"ttft": self.sla_ttft, "tpot": self.sla_tpot, "e2e": self.sla_e2e}
+        return {name: value for name, value in targets.items() if value is not None}
