@@ -12,7 +12,7 @@ from typing import Annotated, Self
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (tests)
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
 
@@ -182,7 +182,7 @@ class Settings(BaseSettings):
                 f"initial_limit ({self.initial_limit}) outside "
                 f"[min_limit, max_limit] = [{self.min_limit}, {self.max_limit}]"
             )
-        if self.port == self.admin_port:
+        if self.port == self.admin_port and self.port != 0:
             raise ValueError(f"port and admin_port are both {self.port}")
         if self.queue_timeout > self.max_queue_timeout:
             raise ValueError(

@@ -20,9 +20,7 @@ class UpstreamErrorKind(StrEnum):
     STATUS_5XX = "status_5xx"
 
 
-def classify(
-    status: int | None, error: UpstreamErrorKind | None, client_gone: bool
-) -> Outcome:
+def classify(status: int | None, error: UpstreamErrorKind | None, client_gone: bool) -> Outcome:
     """Overload beats everything: an upstream that failed us is evidence of load even
     if the client also left. Then a client that left or a 4xx is ignored."""
     if error is not None:
@@ -56,10 +54,13 @@ class Sample:
         return max(0.0, self.e2e - self.ttft) / (self.output_tokens - 1)
 
     def signal(self, name: str) -> float | None:
+        """The sample's value for a controller signal. A non-streamed answer arrives in
+        one piece, so its first byte is its last: it says nothing about TTFT or TPOT and
+        feeds only E2E (else it would fill the TTFT window with whole-answer times)."""
         if name == "ttft":
-            return self.ttft
+            return self.ttft if self.streamed else None
         if name == "tpot":
-            return self.tpot
+            return self.tpot if self.streamed else None
         if name == "e2e":
             return self.e2e
         raise KeyError(name)

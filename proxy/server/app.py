@@ -1,0 +1,115 @@
+"""App factory: the data app (everything forwarded upstream) and the admin app
+(/metrics, /status, /healthz, /readyz) share one ProxyState."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from proxy.control import ControlLoop
+from proxy.limiter import Limiter
+from proxy.metrics import Metrics
+from proxy.server import admin, forward, telemetry
+from proxy.server.errors import ProxyRunner, error_middleware
+from proxy.server.state import STATE, ProxyState
+from proxy.server.upstream import UpstreamHealth
+from proxy.settings import Settings
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> web.Application:
+    metrics = Metrics(registry or CollectorRegistry(), settings.sla_targets())
+    limiter = Limiter(settings.initial_limit, settings.queue_size)
+    state = ProxyState(
+        settings=settings,
+        metrics=metrics,
+        limiter=limiter,
+        upstream=UpstreamHealth(settings.upstream_down_after, settings.upstream_probe_interval),
+        control=ControlLoop(settings, limiter),
+    )
+    # client_max_size is enforced by forward.read_body with a JSON 413; aiohttp's own
+    # check would only apply to request.read(), which the proxy does not use.
+    app = web.Application(middlewares=[error_middleware])
+    app[STATE] = state
+    app.cleanup_ctx.append(_background)
+    app.router.add_route("*", "/{tail:.*}", forward.handle)
+    return app
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """One pooled keep-alive session per app; the control loop and the upstream probe."""
+    state = app[STATE]
+    settings = state.settings
+    connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.connect_timeout, connect=None, sock_read=None
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent",),
+    )
+    state._session = session
+    tasks = [
+        asyncio.create_task(
+            state.control.run(lambda tick: telemetry.on_tick(state, tick)), name="control-loop"
+        ),
+        asyncio.create_task(
+            state.upstream.probe_forever(session, settings.upstream_base), name="upstream-probe"
+        ),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await session.close()
+        state._session = None
+
+
+@dataclass(frozen=True)
+class RunningProxy:
+    state: ProxyState
+    url: str  # data port, e.g. http://127.0.0.1:8080
+    admin_url: str
+
+
+@asynccontextmanager
+async def running_proxy(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> AsyncIterator[RunningProxy]:
+    """Serve both ports until the block ends (port 0 picks free ports: for tests)."""
+    app = create_app(settings, registry)
+    state = app[STATE]
+    runners = [ProxyRunner(app), ProxyRunner(admin.create_admin_app(state))]
+    try:
+        ports = []
+        for runner, port in zip(runners, (settings.port, settings.admin_port), strict=True):
+            await runner.setup()
+            site = web.TCPSite(runner, settings.host, port, reuse_address=True)
+            await site.start()
+            ports.append(_bound_port(site))
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        yield RunningProxy(state, f"http://{host}:{ports[0]}", f"http://{host}:{ports[1]}")
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server = site._server
+    if server is None:
+        raise RuntimeError("site is not started")
+    sockets: list[socket.socket] = list(getattr(server, "sockets", None) or [])
+    return int(sockets[0].getsockname()[1])
