@@ -11,6 +11,12 @@ inactive -> pending when the condition appears; pending -> firing once it held f
 `for_seconds` (back to inactive if it lapses first); firing -> resolved after
 `resolve_after` seconds without it; resolved -> inactive on the next tick.
 
+The replica estimate: an upstream that just holds a P90 SLA serves 90% of what it
+completes within target, so one replica's capacity at the SLA is served-at-SLA /
+percentile, and `ceil(demand / capacity) - 1` more replicas carry the demand. While
+healthy it says 0: even a healthy upstream misses the target for up to 10% of
+requests, which is not a reason to add one.
+
 Rates are sums over the last `rate_window` seconds (by default half of
 `for_seconds`, at most 30 s): a burst shorter than half of `for_seconds` keeps the
 windowed shed ratio up for less than `for_seconds`, so it cannot fire the alert.
@@ -49,6 +55,7 @@ class AlertSnapshot:
     condition: Condition | None  # what is wrong right now; None: healthy
     arrival_rate: float  # req/s asking for admission
     served_rate: float  # req/s served within every SLA target
+    capacity_rate: float  # req/s one upstream completes while holding the SLA
     shed_ratio: float  # shed / arrivals over the rate window
     replicas_needed: int | None  # MORE replicas needed; None: nothing served, unknown
     fired_at: float | None  # start of the current (or last) firing episode
@@ -71,6 +78,7 @@ class AlertSnapshot:
             "condition": self.condition.value if self.condition else None,
             "arrival_rate": round(self.arrival_rate, 3),
             "served_rate": round(self.served_rate, 3),
+            "capacity_rate": round(self.capacity_rate, 3),
             "shed_ratio": round(self.shed_ratio, 4),
             "replicas_needed": self.replicas_needed,
             "fired_at": self.fired_at,
@@ -80,11 +88,12 @@ class AlertSnapshot:
         }
 
 
-def replicas_needed(arrival_rate: float, served_rate: float) -> int | None:
-    """More replicas like this one to serve all arrivals at SLA (this one counts 1)."""
-    if served_rate <= 0:
+def replicas_needed(arrival_rate: float, per_replica_rate: float) -> int | None:
+    """More replicas like this one to serve all arrivals (this one counts 1);
+    None when a replica serves nothing within the SLA (more would not help)."""
+    if per_replica_rate <= 0:
         return 0 if arrival_rate <= 0 else None
-    return max(0, math.ceil(arrival_rate / served_rate - _RATIO_EPSILON) - 1)
+    return max(0, math.ceil(arrival_rate / per_replica_rate - _RATIO_EPSILON) - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +113,13 @@ class CapacityAlert:
         for_seconds: float = 60.0,
         resolve_after: float = 120.0,
         rate_window: float | None = None,
+        sla_percentile: float = 0.9,
     ) -> None:
         if not 0 < shed_ratio <= 1 or for_seconds <= 0 or resolve_after <= 0:
             raise ValueError("need 0 < shed_ratio <= 1 and positive durations")
+        if not 0 < sla_percentile < 1:
+            raise ValueError("sla_percentile must be in (0, 1)")
+        self.sla_percentile = sla_percentile
         self.shed_ratio = shed_ratio
         self.for_seconds = for_seconds
         self.resolve_after = resolve_after
@@ -131,6 +144,7 @@ class CapacityAlert:
             shed_ratio=settings.alert_shed_ratio,
             for_seconds=settings.alert_for,
             resolve_after=settings.alert_resolve_after,
+            sla_percentile=settings.sla_percentile,
         )
 
     @property
@@ -207,16 +221,22 @@ class CapacityAlert:
         shed_ratio: float,
         limit: int | None,
     ) -> AlertSnapshot:
-        more = replicas_needed(arrival_rate, served_rate)
+        capacity = served_rate / self.sla_percentile
+        more: int | None = 0
+        if condition is not None:
+            estimate = replicas_needed(arrival_rate, capacity)
+            more = None if estimate is None else max(1, estimate)
         rates = (
-            f"demand {arrival_rate:.1f} req/s, served within the SLA {served_rate:.1f} req/s, "
+            f"demand {arrival_rate:.1f} req/s, served within the SLA {served_rate:.1f} req/s "
+            f"(one upstream's capacity at the SLA about {capacity:.1f} req/s), "
             f"{shed_ratio:.0%} shed over the last {self.rate_window:g}s"
         )
-        replicas = (
-            "replicas needed unknown (nothing served within the SLA)"
-            if more is None
-            else f"about {more} more upstream replica{'' if more == 1 else 's'} needed"
-        )
+        if more is None:
+            replicas = "replicas needed unknown: nothing is served within the SLA"
+        elif more == 0:
+            replicas = "no more upstream replicas needed"
+        else:
+            replicas = f"about {more} more upstream replica{'' if more == 1 else 's'} needed"
         if condition is Condition.FLOOR_BREACH:
             summary = "Upstream misses the SLA even at the minimum concurrency limit"
             why = f"Limit pinned at its floor ({limit}) while the SLA is still breached"
@@ -232,6 +252,7 @@ class CapacityAlert:
             condition=condition,
             arrival_rate=arrival_rate,
             served_rate=served_rate,
+            capacity_rate=capacity,
             shed_ratio=shed_ratio,
             replicas_needed=more,
             fired_at=self._fired_at,

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import pytest
+
+from proxy.core.controller import Direction
+from proxy.core.fixed import FixedController
+
+from .conftest import ObsFactory
+
+
+@pytest.mark.parametrize(
+    "obs_kwargs",
+    [
+        {"percentiles": {"ttft": 9.0}},
+        {"completed": 10, "overloaded": 10},
+        {"peak_inflight": 0},
+        {"queued": 50},
+    ],
+)
+def test_never_moves(make_obs: ObsFactory, obs_kwargs: dict[str, object]) -> None:
+    decision = FixedController(32).decide(make_obs(limit=32, **obs_kwargs))
+    assert (decision.limit, decision.direction, decision.cause) == (32, Direction.HOLD, "fixed")
+
+
+def test_restores_its_limit_if_moved_elsewhere(make_obs: ObsFactory) -> None:
+    decision = FixedController(32).decide(make_obs(limit=20))
+    assert (decision.limit, decision.direction) == (32, Direction.UP)
