@@ -41,14 +41,14 @@ DGX_SPARK = Hardware(
 CPU_2_CORES = Hardware(
     name="2 x86 cores (vLLM CPU backend, float32, eager)",
     memory_bytes=24 * 2**30,
-    memory_bandwidth=10e9,
+    memory_bandwidth=20e9,
     peak_flops=150e9,
-    bandwidth_efficiency=0.5,
-    compute_efficiency=0.1,
+    bandwidth_efficiency=1.0,
+    compute_efficiency=0.37,
     # Python-side scheduling, input preparation and detokenisation dominate a
     # tiny model's step on CPU; fitted to the measured concurrency sweep.
-    step_overhead=6.0e-3,
-    per_seq_overhead=0.3e-3,
+    step_overhead=6.8e-3,
+    per_seq_overhead=0.15e-3,
 )
 
 
@@ -108,7 +108,7 @@ PROFILES: dict[str, Profile] = {
             hardware=H100_SXM,
             served_model_name="meta-llama/Llama-3.1-8B-Instruct",
             max_model_len=8192,
-            max_num_seqs=256,
+            max_num_seqs=1024,  # vLLM V1's default on GPUs with >= 70 GiB
             max_num_batched_tokens=8192,
             reserved_bytes=4e9,
         ),
@@ -118,7 +118,7 @@ PROFILES: dict[str, Profile] = {
             hardware=DGX_SPARK,
             served_model_name="meta-llama/Llama-3.1-8B-Instruct",
             max_model_len=8192,
-            max_num_seqs=256,
+            max_num_seqs=1024,  # vLLM V1's default on GPUs with >= 70 GiB
             max_num_batched_tokens=8192,
             # Unified memory is shared with the OS and the CPU side of the server.
             gpu_memory_utilization=0.7,
@@ -130,7 +130,7 @@ PROFILES: dict[str, Profile] = {
             hardware=CPU_2_CORES,
             served_model_name="tiny-llama",
             max_model_len=2048,
-            max_num_seqs=256,
+            max_num_seqs=128,  # vLLM's CPU default (x world size 1)
             max_num_batched_tokens=2048,
             kv_cache_bytes=float(2 * 2**30),  # VLLM_CPU_KVCACHE_SPACE=2
             output_len_median=48.0,
