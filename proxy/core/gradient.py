@@ -131,7 +131,10 @@ class GradientController:
             "estimate": round(self.estimate, 3),
         }
         how = f"gradient {gradient:.2f}" + (f" + {allowance:.1f}" if allowance else "")
-        reason = f"{seen}, {how}: {limit} -> {new}" if new != limit else f"{seen}, {how}: {limit}"
+        if new != limit:
+            reason = f"{seen}, {how}: {limit} -> {new}"
+        else:  # the float estimate moved less than the rounding step, or is clamped
+            reason = f"{seen}, {how}: estimate {self.estimate:.2f}, holding at {limit}"
         return Decision(new, direction(obs.limit, new), cause, reason, details)
 
 
