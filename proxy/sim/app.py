@@ -107,9 +107,9 @@ async def running_sim(
 ) -> AsyncIterator[SimHandle]:
     """Serve a simulator on `host:port` (0 picks a free port) for the block's duration."""
     app = create_sim_app(SimConfig(profile, speed, seed, stream_interval))
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=1.0)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     try:
         bound = int(runner.addresses[0][1])

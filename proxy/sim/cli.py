@@ -48,9 +48,11 @@ async def _serve(args: argparse.Namespace) -> None:
     from proxy.sim.app import SimConfig, create_sim_app
 
     config = SimConfig(args.profile, args.speed, args.seed, args.stream_interval)
-    runner = web.AppRunner(create_sim_app(config), handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(
+        create_sim_app(config), handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+    )
     await runner.setup()
-    await web.TCPSite(runner, args.host, args.port, shutdown_timeout=2.0).start()
+    await web.TCPSite(runner, args.host, args.port).start()
     host, port = runner.addresses[0][:2]
     print(
         f"sla-proxy sim: profile {args.profile}, speed {args.speed:g}, "
