@@ -1,48 +1,43 @@
-"""Shared helpers of the deployment tests: external binaries and loopback ports.
-
-Binaries (promtool, prometheus, amtool, Alertmanager, npm) are skipped with a reason
-when missing, except under CI=true, where a missing binary is a failure: CI installs
-them, so their absence there is a broken pipeline, not an optional extra.
-"""
+"""Fixtures of the deployment tests: a webhook receiver, a real Alertmanager, and the
+full simulator -> proxy -> Prometheus -> Alertmanager stack (one per session: it is
+the expensive part, and both the alerting and the dashboard tests read from it)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
-RULES = DEPLOY / "prometheus" / "rules" / "sla-proxy.rules.yml"
-RULE_TESTS = DEPLOY / "prometheus" / "tests" / "sla-proxy.test.yml"
-ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
-RUNBOOKS = DEPLOY / "runbooks"
-GRAFANA = REPO / "grafana"
-
-
-def require_binary(name: str, *candidates: str) -> str:
-    """Path of the first binary found, else skip (or fail under CI=true)."""
-    for candidate in (name, *candidates):
-        path = shutil.which(candidate)
-        if path:
-            return path
-    message = f"{name} not installed (Debian: apt-get install prometheus prometheus-alertmanager)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but {message}")
-    pytest.skip(message)
+from tests.deploy.services import Process, Webhook, start_alertmanager
+from tests.deploy.stack import Stack, start_stack
 
 
 @pytest.fixture
-def binary() -> Callable[..., str]:
-    return require_binary
+def webhook() -> Iterator[Webhook]:
+    receiver = Webhook()
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+@pytest.fixture
+def alertmanager(tmp_path: Path, webhook: Webhook) -> Iterator[str]:
+    process: Process | None = None
+    try:
+        process, url = start_alertmanager(tmp_path, webhook.url)
+        yield url
+    finally:
+        if process is not None:
+            process.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import ALERTMANAGER_CONFIG, require_binary
+
+from tests.deploy.paths import ALERTMANAGER_CONFIG, require_binary
 
 
 def test_amtool_accepts_the_config() -> None:

@@ -7,10 +7,10 @@ import subprocess
 from typing import Any
 
 import yaml
-from conftest import DEPLOY, RULE_TESTS, RULES, RUNBOOKS, require_binary
 from prometheus_client import CollectorRegistry
 
 from proxy.metrics import Metrics
+from tests.deploy.paths import DEPLOY, RULE_TESTS, RULES, RUNBOOKS, require_binary
 
 # Asked of the lead, not exported yet: the floor rule falls back to 1 without it.
 _REQUESTED_METRICS = {"proxy_concurrency_limit_min"}

@@ -1,0 +1,178 @@
+"""The whole observability path on loopback: simulator -> proxy -> Prometheus (the real
+rules) -> Alertmanager (the real routing) -> a webhook, plus a bounded load to drive the
+proxy into overload. Shared by the alerting end-to-end test and the dashboard test."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from tests.deploy.paths import REPO
+from tests.deploy.services import (
+    Process,
+    Webhook,
+    free_port,
+    start_alertmanager,
+    start_prometheus,
+)
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"  # the simulator's default profile serves this
+# Tight enough that the simulated engine misses them under load, so the limit falls,
+# the small queue fills and the proxy's capacity alert fires within seconds.
+PROXY_FLAGS = (
+    "--sla-ttft=0.05",
+    "--sla-tpot=0.01",
+    "--sla-e2e=2",
+    "--queue-size=2",
+    "--queue-timeout=1",
+    "--alert-for=2",
+    "--alert-resolve-after=3",
+    "--window-min-samples=5",
+    "--control-interval=0.5",
+)
+
+
+@dataclass
+class Load:
+    """Closed-loop streaming clients on a background thread, bounded in time and count.
+    A shed client pauses as its retry-after-ms says (capped), like a polite SDK."""
+
+    url: str
+    concurrency: int = 12
+    max_seconds: float = 60.0
+    max_requests: int = 20_000
+    statuses: collections.Counter[int | str] = field(default_factory=collections.Counter)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values())
+
+    async def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        body = {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Tell me about admission control."}],
+            "max_tokens": 32,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
+        def going() -> bool:
+            return (
+                not self._stop.is_set()
+                and time.monotonic() < deadline
+                and self.sent < self.max_requests
+            )
+
+        async def client(session: aiohttp.ClientSession) -> None:
+            while going():
+                pause = 0.0
+                try:
+                    async with session.post(f"{self.url}/v1/chat/completions", json=body) as r:
+                        await r.read()
+                        self.statuses[r.status] += 1
+                        if r.status == 429:
+                            pause = min(0.2, int(r.headers.get("retry-after-ms", "100")) / 1000)
+                except aiohttp.ClientError as exc:
+                    self.statuses[type(exc).__name__] += 1
+                    pause = 0.1
+                if pause:
+                    await asyncio.sleep(pause)  # client pacing, not synchronisation
+
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await asyncio.gather(*(client(session) for _ in range(self.concurrency)))
+
+
+@dataclass
+class Stack:
+    work: Path
+    webhook: Webhook
+    processes: list[Process] = field(default_factory=list)
+    urls: dict[str, str] = field(default_factory=dict)
+    started_at: float = 0.0
+    loaded: bool = False
+
+    @property
+    def proxy_admin(self) -> str:
+        return self.urls["admin"]
+
+    @property
+    def prometheus(self) -> str:
+        return self.urls["prometheus"]
+
+    def load(self, concurrency: int = 12, max_seconds: float = 60.0) -> Load:
+        self.loaded = True
+        return Load(self.urls["proxy"], concurrency=concurrency, max_seconds=max_seconds)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.webhook.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.tail(15)}" for p in self.processes)
+
+
+def start_stack(work: Path) -> Stack:
+    webhook = Webhook()
+    webhook.start()
+    stack = Stack(work, webhook, started_at=time.time())
+    try:
+        alertmanager, stack.urls["alertmanager"] = start_alertmanager(work, webhook.url)
+        stack.processes.append(alertmanager)
+        python = [sys.executable, "-m", "proxy"]
+        sim_port, port, admin_port = free_port(), free_port(), free_port()
+        sim = Process.start(
+            "sim", [*python, "sim", f"--port={sim_port}", "--speed=20"], work, cwd=REPO
+        )
+        stack.processes.append(sim)
+        sim.wait_http_ok(f"http://127.0.0.1:{sim_port}/health")
+        proxy = Process.start(
+            "proxy",
+            [
+                *python,
+                "serve",
+                f"--upstream=http://127.0.0.1:{sim_port}",
+                f"--port={port}",
+                f"--admin-port={admin_port}",
+                f"--alertmanager-url={stack.urls['alertmanager']}",
+                *PROXY_FLAGS,
+            ],
+            work,
+            cwd=REPO,
+        )
+        stack.processes.append(proxy)
+        stack.urls["proxy"] = f"http://127.0.0.1:{port}"
+        stack.urls["admin"] = f"http://127.0.0.1:{admin_port}"
+        proxy.wait_http_ok(f"{stack.urls['admin']}/healthz")
+        prometheus, stack.urls["prometheus"] = start_prometheus(
+            work,
+            stack.urls["alertmanager"],
+            {"sla-proxy": f"127.0.0.1:{admin_port}", "vllm": f"127.0.0.1:{sim_port}"},
+        )
+        stack.processes.append(prometheus)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
