@@ -59,7 +59,7 @@ class ControlLoop:
     def __post_init__(self) -> None:
         self.windows = SignalWindows.from_settings(self.settings)
         self.controller = build_controller(self.settings)
-        self.alert = CapacityAlert.from_settings(self.settings)
+        self.alert = CapacityAlert.from_settings(self.settings, start=self.clock())
         self.targets = self.settings.sla_targets()
         self.last: Tick | None = None
         self._counted = Tally()

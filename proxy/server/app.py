@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -99,17 +98,9 @@ async def running_proxy(
             await runner.setup()
             site = web.TCPSite(runner, settings.host, port, reuse_address=True)
             await site.start()
-            ports.append(_bound_port(site))
+            ports.append(int(runner.addresses[-1][1]))
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         yield RunningProxy(state, f"http://{host}:{ports[0]}", f"http://{host}:{ports[1]}")
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
-
-
-def _bound_port(site: web.TCPSite) -> int:
-    server = site._server
-    if server is None:
-        raise RuntimeError("site is not started")
-    sockets: list[socket.socket] = list(getattr(server, "sockets", None) or [])
-    return int(sockets[0].getsockname()[1])

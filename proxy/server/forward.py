@@ -362,7 +362,7 @@ class Forwarder:
         outcome = classify(self.status, self.error, self.client_gone)
         sample = Sample(
             outcome=outcome,
-            status=self.status if self.error is None else None,
+            status=self.status,
             e2e=end - self.sent,
             ttft=self.ttft if outcome is Outcome.SUCCESS else None,
             output_tokens=tokens,

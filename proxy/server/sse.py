@@ -9,9 +9,13 @@ complete event is never held back waiting for the next one.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 _DELIMITERS = (b"\r\n\r\n", b"\n\n", b"\r\r")
+# Some vLLM versions (and OpenAI) put `"usage": null` on every chunk once usage is
+# asked for; a client that did not ask must not see it.
+_NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*})')
 
 
 class SseRelay:
@@ -38,7 +42,7 @@ class SseRelay:
                 self.content_seen = True
                 first_content = True
             if keep:
-                out.append(event)
+                out.append(_NULL_USAGE.sub(b"", event) if self._strip_usage else event)
         return b"".join(out), first_content
 
     def flush(self) -> bytes:

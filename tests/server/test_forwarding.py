@@ -1,0 +1,133 @@
+"""What reaches the upstream: method, path, query and body unchanged; hop-by-hop
+headers gone; X-Forwarded-* set; the usage request added only when needed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from proxy.server.app import RunningProxy, running_proxy
+from proxy.server.forward import plan_request
+from proxy.server.state import ADMITTED_PATHS
+from tests.server.conftest import proxy_settings
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """An upstream that answers with what it received."""
+    seen: list[dict[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        record = {
+            "method": request.method,
+            "path_qs": request.path_qs,
+            "headers": dict(request.headers),
+            "body": (await request.read()).decode(),
+        }
+        seen.append(record)
+        return web.json_response(record, headers={"Connection": "keep-alive", "X-Up": "1"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def proxied(echo: tuple[str, list[dict[str, Any]]]) -> AsyncIterator[RunningProxy]:
+    async with running_proxy(proxy_settings(echo[0])) as running:
+        yield running
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH"])
+async def test_method_path_query_and_body_arrive_unchanged(
+    method: str, proxied: RunningProxy, echo: tuple[str, list[dict[str, Any]]]
+) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method, f"{proxied.url}/any/path?a=1&b=%20x", data=b"raw-bytes"
+        ) as response,
+    ):
+        assert response.status == 200
+        assert response.headers["X-Up"] == "1"
+    record = echo[1][-1]
+    assert record["method"] == method
+    assert record["path_qs"] == "/any/path?a=1&b=%20x"
+    assert record["body"] == ("raw-bytes" if method != "GET" else record["body"])
+
+
+async def test_hop_by_hop_headers_are_dropped_and_forwarded_headers_set(
+    proxied: RunningProxy, echo: tuple[str, list[dict[str, Any]]]
+) -> None:
+    headers = {
+        "Authorization": "Bearer sk-1",
+        "Connection": "keep-alive, X-Private",
+        "X-Private": "secret",
+        "Keep-Alive": "timeout=5",
+        "TE": "trailers",
+        "X-Forwarded-For": "10.0.0.1",
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{proxied.url}/v1/models", headers=headers) as response,
+    ):
+        assert response.status == 200
+    received = {k.lower(): v for k, v in echo[1][-1]["headers"].items()}
+    assert received["authorization"] == "Bearer sk-1"
+    for hop in ("x-private", "keep-alive", "te"):
+        assert hop not in received
+    assert received["x-forwarded-for"] == "10.0.0.1, 127.0.0.1"
+    assert received["x-forwarded-proto"] == "http"
+
+
+async def test_admitted_requests_carry_the_queue_time_header(proxied: RunningProxy) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{proxied.url}/v1/completions", json={"prompt": "x"}) as response,
+    ):
+        assert float(response.headers["x-sla-proxy-queue-ms"]) >= 0
+
+
+def test_stream_without_usage_gets_usage_requested() -> None:
+    body = json.dumps({"model": "m", "stream": True}).encode()
+    plan = plan_request("POST", "/v1/chat/completions", body, ADMITTED_PATHS)
+    assert plan.admitted and plan.streamed and plan.strip_usage
+    assert json.loads(plan.body)["stream_options"] == {"include_usage": True}
+
+
+def test_stream_with_usage_is_left_alone() -> None:
+    body = json.dumps({"stream": True, "stream_options": {"include_usage": True}}).encode()
+    plan = plan_request("POST", "/v1/completions", body, ADMITTED_PATHS)
+    assert plan.streamed and not plan.strip_usage and plan.body == body
+
+
+def test_other_stream_options_are_kept() -> None:
+    body = json.dumps({"stream": True, "stream_options": {"continuous_usage_stats": False}})
+    plan = plan_request("POST", "/v1/chat/completions", body.encode(), ADMITTED_PATHS)
+    assert json.loads(plan.body)["stream_options"] == {
+        "continuous_usage_stats": False,
+        "include_usage": True,
+    }
+
+
+def test_non_generation_requests_take_no_permit() -> None:
+    assert not plan_request("GET", "/v1/models", b"", ADMITTED_PATHS).admitted
+    assert not plan_request("POST", "/tokenize", b"{}", ADMITTED_PATHS).admitted
+    assert plan_request("POST", "/v1/embeddings", b"{}", ADMITTED_PATHS).admitted
+
+
+def test_malformed_json_is_forwarded_as_is() -> None:
+    plan = plan_request("POST", "/v1/chat/completions", b"{nope", ADMITTED_PATHS)
+    assert plan.admitted and not plan.streamed and plan.body == b"{nope"
