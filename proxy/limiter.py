@@ -247,8 +247,11 @@ class Limiter:
         # Checked before displacing: never evict someone for a request bound to fail.
         rate = self.completion_rate()
         if rate is not None:
-            position = 1 + sum(len(self._queues[c]) for c in _CLASSES if c.rank <= priority.rank)
-            if rate <= 0 or position / rate > timeout:
+            # Releases needed before it gets in: everyone ahead of it, itself, and any
+            # excess still running above a limit that was just lowered.
+            ahead = sum(len(self._queues[c]) for c in _CLASSES if c.rank <= priority.rank)
+            releases = ahead + 1 + max(0, self._inflight - self._limit)
+            if rate <= 0 or releases / rate > timeout:
                 raise self._shed(ShedReason.EXPECTED_WAIT)
         if victim is not None:
             self._evict(victim, ShedReason.DISPLACED)

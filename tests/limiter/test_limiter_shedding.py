@@ -157,6 +157,21 @@ async def test_expected_wait_beyond_the_deadline_sheds_at_once() -> None:
 
 
 @virtual_time
+async def test_expected_wait_counts_requests_running_above_a_lowered_limit() -> None:
+    limiter = Limiter(1, 10, clock=now)
+    await _build_rate(limiter, releases=10, hold=1.0)
+    limiter.set_limit(3)
+    running = arrivals(limiter, [NORMAL] * 3)
+    await settle()
+    limiter.set_limit(1)
+    # First in line, but two of the three must finish before anyone gets in: ~3 s.
+    (doomed,) = arrivals(limiter, [HIGH], timeout=2.0)
+    await settle()
+    assert doomed.reason is ShedReason.EXPECTED_WAIT
+    await _release_all(limiter, [*running, doomed])
+
+
+@virtual_time
 async def test_no_early_rejection_without_evidence() -> None:
     limiter = Limiter(1, 10, clock=now)
     clients = arrivals(limiter, [NORMAL] * 6, timeout=0.5)
