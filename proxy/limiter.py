@@ -124,6 +124,13 @@ class Admission:
 
 
 class Limiter:
+    """Concurrency limit with a bounded priority queue in front of it.
+
+    `clock` measures queueing time and the drain rate; queue deadlines are timers on
+    the running event loop, so the clock should be the loop's (`time.monotonic` for
+    asyncio and uvloop, `loop.time` under a virtual-time loop).
+    """
+
     def __init__(
         self,
         limit: int,
