@@ -141,8 +141,12 @@ async def send_request(
         return failed("timeout")
     except aiohttp.ClientPayloadError:
         return failed("stream_cut")
+    except aiohttp.ClientConnectorError:
+        return failed("connect")  # no connection was made
+    except aiohttp.ServerDisconnectedError:
+        return failed("stream_cut" if status is not None else "disconnected")
     except aiohttp.ClientConnectionError:
-        return failed("connect")
+        return failed("connection")
     except (json.JSONDecodeError, UnicodeDecodeError):
         return failed("bad_stream")
     e2e = clock() - start
