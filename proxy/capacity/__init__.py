@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from proxy.capacity.plan import (
@@ -92,7 +93,9 @@ def _model(args: argparse.Namespace) -> ModelMemory:
     if args.model:
         spec = PRESETS[args.model]
     elif args.hf_config:
-        spec = ModelSpec.from_hf_config(args.hf_config)
+        path = Path(args.hf_config)
+        # A snapshot's config.json is named after its folder; a renamed copy after itself.
+        spec = ModelSpec.from_hf_config(path, None if path.name == "config.json" else path.stem)
     if spec is not None:
         if args.dtype_bytes:
             spec = spec.with_dtype(args.dtype_bytes)
