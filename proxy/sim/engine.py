@@ -49,7 +49,10 @@ class Sequence:
     last_token_at: float = 0.0
     finished_at: float | None = None
     preemptions: int = 0
+    scheduled: int = 0  # tokens computed for it in the current step
+    # Set by whoever waits for this sequence's tokens (the HTTP writer's runner).
     wake: Callable[[], None] | None = field(default=None, repr=False)
+    next_flush: float = 0.0
 
     @property
     def total_tokens(self) -> int:
@@ -160,25 +163,38 @@ class Engine:
         self.stats.preemptions += 1
         return victim
 
-    def _schedule(self) -> list[tuple[Sequence, int]]:
+    def _make_room(self, seq: Sequence, tokens: int) -> bool:
+        """Grow `seq` to `tokens`, preempting the newest running sequences as needed;
+        False when `seq` itself had to go."""
+        while not self.blocks.grow(seq, tokens):
+            if self._preempt_newest() is seq:
+                return False
+        return True
+
+    def _schedule(self) -> list[Sequence]:
         budget = self.profile.max_num_batched_tokens
-        batch: list[tuple[Sequence, int]] = []
-        preempted = False
+        capacity = self.blocks.block_size
+        batch: list[Sequence] = []
+        running = self.running
+        preemptions_before = self.stats.preemptions
         i = 0
-        while i < len(self.running) and budget > 0:
-            seq = self.running[i]
-            n = min(seq.total_tokens - seq.computed, budget)
-            while not self.blocks.grow(seq, seq.computed + n):
-                preempted = True
-                if self._preempt_newest() is seq:
-                    break
-            else:
-                batch.append((seq, n))
-                budget -= n
-                i += 1
-        if preempted:
+        # Hot loop at hundreds of sequences per step: a decoding sequence needs a new
+        # block only every block_size tokens, so the block manager is called rarely.
+        while i < len(running) and budget > 0:
+            seq = running[i]
+            n = seq.prompt_tokens + seq.output_tokens - seq.computed
+            if n > budget:
+                n = budget
+            target = seq.computed + n
+            if target > seq.num_blocks * capacity and not self._make_room(seq, target):
+                break  # seq was the newest and got preempted: nothing after it remains
+            seq.scheduled = n
+            batch.append(seq)
+            budget -= n
+            i += 1
+        if self.stats.preemptions != preemptions_before:
             return batch
-        running, waiting = self.running, self.waiting
+        waiting = self.waiting
         while waiting and budget > 0 and len(running) < self.profile.max_num_seqs:
             seq = waiting[0]
             n = min(seq.total_tokens - seq.computed, budget)
@@ -186,8 +202,9 @@ class Engine:
                 break
             waiting.popleft()
             seq.state = SeqState.RUNNING
+            seq.scheduled = n
             running.append(seq)
-            batch.append((seq, n))
+            batch.append(seq)
             budget -= n
         return batch
 
@@ -198,15 +215,16 @@ class Engine:
             return StepResult(0.0, 0, [])
         decode_seqs = decode_context = 0
         prefill_tokens = prefill_seqs = prior = pairs = 0
-        for seq, n in batch:
-            if n == 1 and seq.computed >= seq.prompt_tokens:
+        for seq in batch:
+            n, done = seq.scheduled, seq.computed
+            if n == 1 and done >= seq.prompt_tokens:
                 decode_seqs += 1
-                decode_context += seq.computed + 1
+                decode_context += done + 1
             else:
                 prefill_tokens += n
-                prior += seq.computed
-                pairs += n * seq.computed + n * (n + 1) // 2
-                if seq.computed + n == seq.total_tokens:
+                prior += done
+                pairs += n * done + n * (n + 1) // 2
+                if done + n == seq.prompt_tokens + seq.output_tokens:
                     prefill_seqs += 1
         cost = self.roofline.step_cost(
             decode_seqs=decode_seqs,
@@ -217,17 +235,18 @@ class Engine:
             prefill_attention_pairs=pairs,
         )
         duration = cost.total * self.slowdown
+        previous_end = self.now
         self.now += duration
-        return StepResult(duration, len(batch), self._apply(batch))
+        return StepResult(duration, len(batch), self._apply(batch, previous_end))
 
-    def _apply(self, batch: list[tuple[Sequence, int]]) -> list[Sequence]:
+    def _apply(self, batch: list[Sequence], previous_end: float) -> list[Sequence]:
         now, stats = self.now, self.stats
-        itl = stats.itl
         emitted: list[Sequence] = []
         finished = False
-        for seq, n in batch:
-            seq.computed += n
-            if seq.computed < seq.total_tokens:
+        back_to_back = 0  # sequences whose previous token came from the previous step
+        for seq in batch:
+            seq.computed += seq.scheduled
+            if seq.computed < seq.prompt_tokens + seq.output_tokens:
                 continue  # mid-prefill: no token yet
             seq.output_tokens += 1
             emitted.append(seq)
@@ -235,8 +254,10 @@ class Engine:
                 seq.first_token_at = now
                 stats.ttft.observe(now - seq.arrival)
                 stats.prompt_tokens += seq.prompt_tokens
+            elif seq.last_token_at == previous_end:
+                back_to_back += 1
             else:
-                itl.observe(now - seq.last_token_at)
+                stats.itl.observe(now - seq.last_token_at)
             seq.last_token_at = now
             if seq.output_tokens >= seq.target_tokens:
                 seq.state = SeqState.FINISHED
@@ -245,6 +266,9 @@ class Engine:
                 stats.finished[seq.finish_reason] += 1
                 stats.e2e.observe(now - seq.arrival)
                 finished = True
+        if back_to_back:
+            # One observation per token, as vLLM's, grouped because they are equal.
+            stats.itl.observe(now - previous_end, back_to_back)
         stats.generation_tokens += len(emitted)
         if finished:
             self.running = [s for s in self.running if s.state is SeqState.RUNNING]

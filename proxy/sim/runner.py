@@ -4,8 +4,11 @@ One task steps the engine while it has work and sleeps on an event while idle. A
 each step it asks the pacer how far the engine is ahead of the wall clock and sleeps
 only when that exceeds ~1 ms. Writers are not woken per token: a sequence's writer
 is woken on its first token, on its last, and otherwise at most once per
-`stream_interval` wall seconds (vLLM's --stream-interval does the same), and then
-writes every token accumulated since its previous chunk as one chunk.
+`stream_interval` wall seconds (vLLM's --stream-interval does the same in tokens),
+and then writes every token accumulated since its previous chunk as one chunk. With
+many streams the interval stretches so that all of them together stay under
+`max_chunk_rate` chunks per wall second: on 2 cores, the writers (and a proxy
+relaying them) would otherwise starve the engine of CPU and slow simulated time.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from proxy.sim.pacing import Pacer
 class SeqHandle:
     """A request's view of its sequence: the engine state plus a wake-up event."""
 
-    __slots__ = ("event", "next_flush", "seq")
+    __slots__ = ("event", "seq")
 
     def __init__(self, seq: Sequence) -> None:
         self.seq = seq
         self.event = asyncio.Event()
-        self.next_flush = 0.0
+        seq.wake = self.event.set
 
 
 class EngineRunner:
@@ -37,18 +40,20 @@ class EngineRunner:
         *,
         speed: float = 1.0,
         stream_interval: float = 0.02,
+        max_chunk_rate: float = 2000.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if stream_interval < 0:
-            raise ValueError("stream_interval must be >= 0")
+        if stream_interval < 0 or max_chunk_rate <= 0:
+            raise ValueError("stream_interval must be >= 0 and max_chunk_rate > 0")
         self.engine = engine
         self.speed = speed
         self.stream_interval = stream_interval
+        self.max_chunk_rate = max_chunk_rate
         self._clock = clock
         self.pacer = Pacer(speed)
         self.pacer.rebase(engine.now, clock())
         self._work = asyncio.Event()
-        self._handles: dict[int, SeqHandle] = {}
+        self._handles: dict[int, SeqHandle] = {}  # every sequence a writer waits on
         self._task: asyncio.Task[None] | None = None
         self.steps = 0
 
@@ -83,14 +88,14 @@ class EngineRunner:
     def release(self, handle: SeqHandle) -> None:
         """The writer is done with the sequence; abort it if it is still in the engine."""
         self._handles.pop(handle.seq.id, None)
+        handle.seq.wake = None
         self.engine.abort(handle.seq)
 
-    def _wake(self, pending: list[Sequence]) -> None:
-        handles = self._handles
+    @staticmethod
+    def _wake(pending: list[Sequence]) -> None:
         for seq in pending:
-            handle = handles.get(seq.id)
-            if handle is not None:
-                handle.event.set()
+            if seq.wake is not None:
+                seq.wake()
         pending.clear()
 
     async def _run(self) -> None:
@@ -111,13 +116,10 @@ class EngineRunner:
             result = engine.step()
             self.steps += 1
             wall = clock()
-            interval = self.stream_interval
+            interval = max(self.stream_interval, engine.num_running / self.max_chunk_rate)
             for seq in result.emitted:
-                handle = self._handles.get(seq.id)
-                if handle is None:
-                    continue
-                if seq.output_tokens == 1 or seq.done or wall >= handle.next_flush:
-                    handle.next_flush = wall + interval
+                if seq.output_tokens == 1 or wall >= seq.next_flush or seq.done:
+                    seq.next_flush = wall + interval
                     pending.append(seq)
             wait = pacer.sleep_for(engine.now, wall)
             if wait > 0:
