@@ -67,6 +67,8 @@ class SweepConfig:
             raise ValueError("endpoint names must differ")
         if not self.levels or any(not level > 0 for level in self.levels):
             raise ValueError("levels must be positive")
+        if len(set(self.levels)) != len(self.levels):
+            raise ValueError("levels must not repeat")
         if self.mode == "concurrency" and any(level != int(level) for level in self.levels):
             raise ValueError("concurrency levels must be whole numbers")
         if self.requests is not None and self.duration is not None:

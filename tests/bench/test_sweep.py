@@ -76,9 +76,11 @@ async def test_unreachable_endpoint_is_one_clear_error() -> None:
         await run_sweep(config(url))
 
 
-def test_config_rejects_fractional_concurrency_and_both_amounts() -> None:
+def test_config_rejects_fractional_repeated_levels_and_both_amounts() -> None:
     with pytest.raises(ValueError):
         config("http://x", levels=(1.5,))
+    with pytest.raises(ValueError):
+        config("http://x", levels=(2, 2))
     with pytest.raises(ValueError):
         config("http://x", requests=5, duration=1.0)
 
