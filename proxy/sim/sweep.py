@@ -1,9 +1,12 @@
 """Closed-loop concurrency sweep of the engine on a virtual clock (seconds, not minutes).
 
 Each of C clients sends a request, waits for its last token and sends the next one at
-once, as `vllm bench serve --max-concurrency C` does. No HTTP and no sleeping: the
-engine's own clock is the only time, so results are exact for the model and
-reproducible for a seed.
+once, as `vllm bench serve --max-concurrency C` does. The clients' first requests are
+spread evenly over one unloaded request's duration: with fixed lengths, clients that
+start together stay in lock-step forever (all prefilling in one step, then all
+decoding), which is an artefact of the benchmark, not a property of the engine. No
+HTTP and no sleeping: the engine's own clock is the only time, so results are exact
+for the model and reproducible for a seed.
 
     python -m proxy.sim.sweep --profile h100-llama3-8b --input-len 1024 --output-len 128
 """
@@ -54,16 +57,24 @@ def run_level(
 ) -> LevelResult:
     """Measure the steady state: the first `concurrency` completions are warm-up."""
     engine = Engine(profile, seed=seed)
+    roofline = profile.roofline
+    period = roofline.prefill_time(input_len) + output_len * roofline.decode_step_time(
+        1, input_len + output_len // 2
+    )
+    starts = [i * period / concurrency for i in range(concurrency)]
     sent = 0
     done: list[Sequence] = []
     total = requests + concurrency
-    for _ in range(min(concurrency, total)):
-        engine.add(input_len, output_len, ignore_eos=ignore_eos)
-        sent += 1
     steps_at_start = 0
     window_start = 0.0
     steps = 0
     while len(done) < total:
+        while starts and starts[0] <= engine.now:
+            engine.add(input_len, output_len, ignore_eos=ignore_eos, arrival=starts.pop(0))
+            sent += 1
+        if not engine.has_work:
+            engine.now = starts[0]
+            continue
         result = engine.step()
         steps += 1
         for seq in result.emitted:
