@@ -1,0 +1,322 @@
+"""Clients -> proxy replicas -> simulated engine, in one process on one clock.
+
+The objects are the real ones: each replica is the `Limiter` and `ControlLoop` that
+`proxy.server.app.create_app` builds (so the same window, controller and alert), and
+the engine is the simulator's `Engine` stepped by its `EngineRunner` at speed 1 on
+the loop's clock. Only HTTP is left out: an admitted request is submitted to the
+engine directly, its TTFT and end-to-end time are measured on the loop's clock from
+the moment it is sent (as `proxy.server.forward` measures them), and its `Sample` is
+recorded as `ProxyState.record` records one. Run it on `proxy.bench.vtime`'s loop and
+a ten-minute overload takes seconds, exactly and repeatably.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from proxy.bench.workload import Arrival, Load
+from proxy.control import ControlLoop, Tick
+from proxy.core.outcome import SIGNALS, Outcome, Sample
+from proxy.errors import Shed
+from proxy.limiter import Limiter
+from proxy.settings import Priority, Settings
+from proxy.sim.engine import Engine
+from proxy.sim.profiles import Profile
+from proxy.sim.runner import EngineRunner, SeqHandle
+
+# Writers are woken on the first and the last token only: that is all a measurement
+# needs, and waking every sequence every step would dominate the run time.
+_NO_STREAMING_WAKEUPS = 1e9
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """From `at` on, every engine step takes `slowdown` times as long (the simulator's
+    `slowdown` fault, as POST /sim/faults sets it)."""
+
+    at: float
+    slowdown: float
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    profile: Profile
+    load: Load
+    settings: Settings | None  # None: no proxy, every request straight to the engine
+    replicas: int = 1
+    faults: tuple[Fault, ...] = ()
+    seed: int = 0
+    drain: float = 60.0  # after the last arrival, longest wait for answers
+    sample_interval: float = 1.0  # engine state sampling
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError("replicas must be >= 1")
+        if self.settings is None and self.replicas != 1:
+            raise ValueError("without a proxy there are no replicas")
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One client request. Times from `sent` are what the proxy measures; the client's
+    own view adds the time it waited in the proxy's queue."""
+
+    arrival: float
+    replica: int
+    prompt_tokens: int
+    shed: bool = False
+    queued: float = 0.0
+    sent: float | None = None
+    ttft: float | None = None  # first token - sent
+    e2e: float | None = None  # last token - sent
+    output_tokens: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.e2e is not None
+
+    @property
+    def client_ttft(self) -> float | None:
+        return None if self.ttft is None else self.queued + self.ttft
+
+    @property
+    def client_e2e(self) -> float | None:
+        return None if self.e2e is None else self.queued + self.e2e
+
+    @property
+    def tpot(self) -> float | None:
+        """vLLM bench's definition: 0 for a one-token answer."""
+        if self.e2e is None or self.ttft is None:
+            return None
+        if self.output_tokens < 2:
+            return 0.0
+        return (self.e2e - self.ttft) / (self.output_tokens - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class TickRecord:
+    """One control decision of one replica, with the state it left behind."""
+
+    t: float
+    replica: int
+    limit: int
+    previous_limit: int
+    inflight: int
+    queued: int
+    peak_inflight: int
+    fresh: dict[str, float | None]  # the controller's fresh percentile per signal
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRecord:
+    t: float
+    running: int
+    waiting: int
+    kv_usage: float
+    slowdown: float
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    requests: list[RequestRecord] = field(default_factory=list)
+    ticks: list[TickRecord] = field(default_factory=list)
+    engine: list[EngineRecord] = field(default_factory=list)
+    preemptions: int = 0
+    unfinished: int = 0  # still running when the drain time ran out (cancelled)
+
+
+class Replica:
+    """One proxy instance: exactly the admission objects `create_app` builds."""
+
+    def __init__(self, index: int, settings: Settings, clock: Callable[[], float]) -> None:
+        self.index = index
+        self.settings = settings
+        self.limiter = Limiter(settings.initial_limit, settings.queue_size, clock=clock)
+        self.control = ControlLoop(settings, self.limiter, clock=clock)
+        self.targets = settings.sla_targets()
+
+    def record(self, sample: Sample) -> None:
+        """`ProxyState.record` without the Prometheus side."""
+        if sample.outcome is not Outcome.SUCCESS:
+            self.control.observe(sample, met_sla=False)
+            return
+        all_met = True
+        for signal in SIGNALS:
+            value, target = sample.signal(signal), self.targets.get(signal)
+            if value is not None and target is not None:
+                all_met &= value <= target
+        self.control.observe(sample, met_sla=all_met)
+
+
+class Harness:
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.start = self.loop.time()
+        self.engine = Engine(config.profile, seed=config.seed, start=self.start)
+        self.runner = EngineRunner(
+            self.engine, speed=1.0, stream_interval=_NO_STREAMING_WAKEUPS, clock=self.loop.time
+        )
+        settings = config.settings
+        self.replicas = (
+            [Replica(i, settings, self.loop.time) for i in range(config.replicas)]
+            if settings is not None
+            else []
+        )
+        self.result = RunResult(config)
+
+    def now(self) -> float:
+        return self.loop.time() - self.start
+
+    async def run(self) -> RunResult:
+        self.runner.start()
+        background = [self.loop.create_task(self._sample_engine())]
+        background += [self.loop.create_task(self._fault(f)) for f in self.config.faults]
+        background += [
+            self.loop.create_task(r.control.run(self._on_tick(r))) for r in self.replicas
+        ]
+        requests: list[asyncio.Task[None]] = []
+        try:
+            for arrival in self.config.load.arrivals(self.config.seed, self.config.replicas):
+                delay = arrival.at - self.now()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                requests.append(self.loop.create_task(self._request(arrival)))
+            if requests:
+                _, pending = await asyncio.wait(requests, timeout=self.config.drain)
+                self.result.unfinished = len(pending)
+        finally:
+            for task in [*requests, *background]:
+                task.cancel()
+            for task in [*requests, *background]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.runner.stop()
+        self.result.preemptions = self.engine.stats.preemptions
+        return self.result
+
+    async def _request(self, arrival: Arrival) -> None:
+        record = RequestRecord(arrival.at, arrival.replica, arrival.prompt_tokens)
+        self.result.requests.append(record)
+        if not self.replicas:
+            await self._generate(record)
+            return
+        replica = self.replicas[arrival.replica]
+        replica.control.tally.arrivals += 1
+        settings = replica.settings
+        try:
+            async with replica.limiter.acquire(Priority.NORMAL, settings.queue_timeout) as permit:
+                record.queued = permit.queued_seconds
+                await self._generate(record)
+                assert record.e2e is not None
+                replica.record(
+                    Sample(
+                        outcome=Outcome.SUCCESS,
+                        status=200,
+                        e2e=record.e2e,
+                        ttft=record.ttft,
+                        output_tokens=record.output_tokens,
+                        prompt_tokens=record.prompt_tokens,
+                        epoch=permit.epoch,
+                        streamed=True,
+                    )
+                )
+        except Shed:
+            record.shed = True
+            replica.control.tally.shed += 1
+
+    async def _generate(self, record: RequestRecord) -> None:
+        load = self.config.load
+        exact = load.output_tokens is not None
+        record.sent = sent = self.now()
+        handle = self.runner.submit(
+            record.prompt_tokens,
+            load.output_tokens if exact else load.max_tokens,
+            ignore_eos=exact,
+        )
+        seq = handle.seq
+        try:
+            await _until(handle, lambda: seq.output_tokens > 0 or seq.done)
+            record.ttft = self.now() - sent
+            await _until(handle, lambda: seq.done)
+            record.e2e = self.now() - sent
+            record.output_tokens = seq.output_tokens
+        finally:
+            self.runner.release(handle)
+
+    def _on_tick(self, replica: Replica) -> Callable[[Tick], None]:
+        def on_tick(tick: Tick) -> None:
+            limiter = replica.limiter
+            self.result.ticks.append(
+                TickRecord(
+                    t=self.now(),
+                    replica=replica.index,
+                    limit=limiter.limit,
+                    previous_limit=tick.previous_limit,
+                    inflight=limiter.inflight,
+                    queued=limiter.queued,
+                    peak_inflight=tick.observation.peak_inflight,
+                    fresh=dict(tick.observation.percentiles),
+                    cause=tick.decision.cause,
+                )
+            )
+
+        return on_tick
+
+    async def _sample_engine(self) -> None:
+        engine = self.engine
+        while True:
+            await asyncio.sleep(self.config.sample_interval)
+            self.result.engine.append(
+                EngineRecord(
+                    self.now(),
+                    engine.num_running,
+                    engine.num_waiting,
+                    engine.kv_usage,
+                    engine.slowdown,
+                )
+            )
+
+    async def _fault(self, fault: Fault) -> None:
+        await asyncio.sleep(max(0.0, fault.at - self.now()))
+        self.engine.slowdown = fault.slowdown
+
+
+async def _until(handle: SeqHandle, done: Callable[[], bool]) -> None:
+    # Clear before checking: a wake-up between the check and the wait is not lost.
+    while True:
+        handle.event.clear()
+        if done():
+            return
+        await handle.event.wait()
+
+
+async def simulate(config: RunConfig) -> RunResult:
+    """Run one configuration on the running loop (virtual time: see `run`)."""
+    return await Harness(config).run()
+
+
+def run(config: RunConfig) -> RunResult:
+    """Run one configuration on a fresh virtual-time loop."""
+    from proxy.bench.vtime import run_virtual
+
+    return run_virtual(simulate(config))
+
+
+__all__ = [
+    "EngineRecord",
+    "Fault",
+    "Harness",
+    "Replica",
+    "RequestRecord",
+    "RunConfig",
+    "RunResult",
+    "TickRecord",
+    "run",
+    "simulate",
+]
