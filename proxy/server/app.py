@@ -17,6 +17,7 @@ from proxy.control import ControlLoop
 from proxy.limiter import Limiter
 from proxy.metrics import Metrics
 from proxy.server import admin, forward, telemetry
+from proxy.server.alertmanager import AlertmanagerClient, AlertPusher
 from proxy.server.errors import ProxyRunner, error_middleware
 from proxy.server.state import STATE, ProxyState
 from proxy.server.upstream import UpstreamHealth
@@ -57,6 +58,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         skip_auto_headers=("User-Agent",),
     )
     state._session = session
+    if settings.alertmanager_url is not None:
+        state.pusher = _pusher(state, session, str(settings.alertmanager_url))
     tasks = [
         asyncio.create_task(
             state.control.run(lambda tick: telemetry.on_tick(state, tick)), name="control-loop"
@@ -73,8 +76,21 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if state.pusher is not None:
+            await state.pusher.aclose()
+            state.pusher = None
         await session.close()
         state._session = None
+
+
+def _pusher(state: ProxyState, session: aiohttp.ClientSession, url: str) -> AlertPusher:
+    settings, pushes = state.settings, state.metrics.alertmanager_pushes
+    client = AlertmanagerClient(session, url, on_result=lambda result: pushes.labels(result).inc())
+    return AlertPusher(
+        client,
+        labels={"instance": f"{settings.host}:{settings.port}", "upstream": settings.upstream_base},
+        generator_url=f"http://{settings.host}:{settings.admin_port}/status",
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from proxy.settings import Settings
 if TYPE_CHECKING:
     from proxy.control import ControlLoop
     from proxy.limiter import Limiter
+    from proxy.server.alertmanager import AlertPusher
     from proxy.server.upstream import UpstreamHealth
 
 ADMITTED_PATHS = frozenset(
@@ -37,6 +38,7 @@ class ProxyState:
     upstream: UpstreamHealth
     control: ControlLoop
     admitted_paths: frozenset[str] = ADMITTED_PATHS
+    pusher: AlertPusher | None = None  # set while running when --alertmanager-url is given
     _session: aiohttp.ClientSession | None = None
 
     @property

@@ -20,6 +20,8 @@ def on_tick(state: ProxyState, tick: Tick) -> None:
     metrics.replicas_needed.set(
         alert.replicas_needed if alert.replicas_needed is not None else float("nan")
     )
+    if state.pusher is not None:
+        state.pusher.update(alert.firing, alert.summary, alert.description)
     refresh_gauges(state)
 
 
