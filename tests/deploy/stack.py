@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -33,7 +34,7 @@ PROXY_FLAGS = (
     "--queue-size=2",
     "--queue-timeout=1",
     "--alert-for=2",
-    "--alert-resolve-after=3",
+    "--alert-resolve-after=5",
     "--window-min-samples=5",
     "--control-interval=0.5",
 )
@@ -104,6 +105,14 @@ class Load:
             await asyncio.gather(*(client(session) for _ in range(self.concurrency)))
 
 
+@dataclass(frozen=True)
+class Episode:
+    """What one overload produced: Prometheus' firing capacity alert at the webhook."""
+
+    prometheus_firing: tuple[str, dict[str, Any]]
+    load_statuses: collections.Counter[int | str]
+
+
 @dataclass
 class Stack:
     work: Path
@@ -112,6 +121,7 @@ class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     started_at: float = 0.0
     loaded: bool = False
+    episode: Episode | None = None
 
     @property
     def proxy_admin(self) -> str:
@@ -176,3 +186,27 @@ def start_stack(work: Path) -> Stack:
         stack.stop()
         raise
     return stack
+
+
+def overload_episode(stack: Stack) -> Episode:
+    """Once per stack: overload until Prometheus' capacity alert reaches the webhook
+    (bounded), then stop the load. Later callers get the same episode."""
+    if stack.episode is not None:
+        return stack.episode
+    load = stack.load(concurrency=40, max_seconds=80)
+    load.start()
+    try:
+        firing = stack.webhook.wait_for_alert(
+            lambda path, alert: (
+                alert["labels"].get("job") == "sla-proxy"
+                and alert["labels"]["alertname"] == "SLAProxyCapacityExceeded"
+                and alert["status"] == "firing"
+            ),
+            timeout=80,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nload: {load.statuses}\n{stack.logs()}") from None
+    finally:
+        load.stop()
+    stack.episode = Episode(firing, load.statuses)
+    return stack.episode
