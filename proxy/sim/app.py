@@ -48,6 +48,9 @@ class SimConfig:
 
 
 def create_sim_app(config: SimConfig | None = None) -> web.Application:
+    """The simulator as an aiohttp app. Serve it with `handler_cancellation=True` (as
+    `running_sim` and the CLI do) so that a client leaving a non-streamed request
+    aborts its sequence; streamed requests notice on their next write either way."""
     config = config or SimConfig()
     profile = config.resolved_profile()
     app = web.Application(middlewares=[faults_middleware])

@@ -132,9 +132,9 @@ def parse_request(kind: Kind, raw: bytes, served_model: str, max_model_len: int)
         max_tokens = _optional_int(body, "max_completion_tokens", "max_tokens")
     else:
         prompt_tokens = _completion_prompt_tokens(body)
-        max_tokens = _optional_int(body, "max_tokens")
-        if max_tokens is None:
-            max_tokens = 16  # the completions API's default, which vLLM follows
+        # The completions API defaults to 16 when the field is absent (vLLM too);
+        # an explicit null means "up to max_model_len".
+        max_tokens = _optional_int(body, "max_tokens") if "max_tokens" in body else 16
     if prompt_tokens >= max_model_len:
         raise SimHTTPError(
             400,
@@ -154,7 +154,9 @@ def parse_request(kind: Kind, raw: bytes, served_model: str, max_model_len: int)
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise SimHTTPError(400, "'stream_options' must be an object")
-    include_usage = bool(stream and options and options.get("include_usage"))
+    if options is not None and not stream:
+        raise SimHTTPError(400, "Stream options can only be defined when `stream=True`.")
+    include_usage = bool(options and options.get("include_usage"))
     return GenRequest(
         kind=kind,
         model=model,

@@ -38,7 +38,7 @@ async def test_error_rate_answers_with_the_given_status(
     assert sim.engine.stats.generation_tokens == 0
 
 
-async def test_partial_error_rate_fails_about_that_fraction(
+async def test_partial_error_rate_fails_only_some_requests(
     sim: SimHandle, http: aiohttp.ClientSession
 ) -> None:
     await set_faults(http, sim, error_rate=0.5, error_status=500)
@@ -48,6 +48,7 @@ async def test_partial_error_rate_fails_about_that_fraction(
         async with http.post(f"{sim.url}/v1/chat/completions", json=body) as resp:
             statuses.append(resp.status)
     assert set(statuses) == {200, 500}
+    assert 10 <= statuses.count(500) <= 30  # seeded draws, so this is deterministic
 
 
 async def test_slowdown_multiplies_engine_step_time(

@@ -146,3 +146,19 @@ async def test_metrics_use_vllm_names_with_model_label(
     info = next(line for line in text.splitlines() if line.startswith("vllm:cache_config_info{"))
     assert 'block_size="16"' in info
     assert f'num_gpu_blocks="{sim.engine.blocks.num_blocks}"' in info
+
+
+async def test_stream_options_without_stream_is_400(
+    sim: SimHandle, http: aiohttp.ClientSession
+) -> None:
+    body = {"model": MODEL, "prompt": "hi", "stream_options": {"include_usage": True}}
+    async with http.post(f"{sim.url}/v1/completions", json=body) as resp:
+        assert resp.status == 400
+
+
+async def test_completions_default_to_16_tokens(
+    sim: SimHandle, http: aiohttp.ClientSession
+) -> None:
+    body = {"model": MODEL, "prompt": "hi", "ignore_eos": True}
+    async with http.post(f"{sim.url}/v1/completions", json=body) as resp:
+        assert (await resp.json())["usage"]["completion_tokens"] == 16
