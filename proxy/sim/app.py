@@ -67,7 +67,9 @@ def create_sim_app(config: SimConfig | None = None) -> web.Application:
         await runner.stop()
 
     async def on_shutdown(app: web.Application) -> None:
-        app[SIM_KEY].closing.set()  # release hanging requests before connections close
+        # Release hanging and running requests before connections are closed.
+        app[SIM_KEY].closing.set()
+        app[SIM_KEY].runner.abort_all()
 
     app.cleanup_ctx.append(engine_task)
     app.on_shutdown.append(on_shutdown)

@@ -61,6 +61,12 @@ class EngineRunner:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="sim-engine")
 
+    def abort_all(self) -> None:
+        """Shutting down: end every sequence a writer waits on, so writers finish now."""
+        for handle in list(self._handles.values()):
+            self.engine.abort(handle.seq)
+            handle.event.set()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -56,3 +56,12 @@ async def test_abandoning_a_non_streamed_request_aborts_the_sequence(
             await request
         await eventually(lambda: engine.num_running == 0)
     assert engine.blocks.used == 0 and not engine.has_work
+
+
+async def test_shutdown_ends_running_streams_and_frees_their_blocks() -> None:
+    async with running_sim(speed=1.0) as sim, aiohttp.ClientSession() as http:
+        resp = await http.post(f"{sim.url}/v1/chat/completions", json={**LONG, "stream": True})
+        await resp.content.readuntil(b"\n\n")
+        engine = sim.engine
+    assert engine.num_running == 0 and engine.blocks.used == 0
+    resp.close()
