@@ -114,7 +114,8 @@ class EngineRunner:
                     await asyncio.sleep(wait)
                 self._wake(pending)
                 self._work.clear()
-                await self._work.wait()
+                if not engine.has_work:  # a submit during the sleep above set _work
+                    await self._work.wait()
                 wall = clock()
                 engine.now = max(engine.now, pacer.to_sim(wall))
                 pacer.rebase(engine.now, wall)
