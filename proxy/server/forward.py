@@ -255,8 +255,11 @@ class Forwarder:
             if self.ttft is None and not self.plan.streamed:
                 self.ttft = self.loop.time() - self.sent
             try:
+                if not self.plan.admitted:  # anything else streams through untouched
+                    return await self._relay_stream(upstream, None)
                 if self.plan.streamed and upstream.status == 200:
-                    return await self._relay_stream(upstream)
+                    relay = SseRelay(strip_usage=self.plan.strip_usage)
+                    return await self._relay_stream(upstream, relay)
                 return await self._relay_whole(upstream)
             finally:
                 # Closing (not releasing) drops the connection if the body was not read
@@ -308,9 +311,11 @@ class Forwarder:
             status=upstream.status, headers=self._response_headers(upstream), body=body
         )
 
-    async def _relay_stream(self, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    async def _relay_stream(
+        self, upstream: aiohttp.ClientResponse, relay: SseRelay | None
+    ) -> web.StreamResponse:
+        """Relay as it arrives: event by event through `relay`, or bytes as they are."""
         idle = self.state.settings.idle_read_timeout
-        relay = SseRelay(strip_usage=self.plan.strip_usage)
         response = web.StreamResponse(
             status=upstream.status, headers=self._response_headers(upstream)
         )
@@ -329,19 +334,28 @@ class Forwarder:
                     break
                 if not chunk:
                     break
+                if relay is None:
+                    await response.write(chunk)
+                    continue
                 out, first = relay.feed(chunk)
                 if first:
                     self.ttft = self.loop.time() - self.sent
                 if out:
                     await response.write(out)
-            rest = relay.flush()
-            if failure is None and rest.strip():
-                failure = (UpstreamErrorKind.STREAM_CUT, "upstream ended in the middle of an event")
-            if failure is not None:
-                self._fail(failure[0], BadGateway(failure[1]))
-                await response.write(_stream_error(failure))
-            self.usage = relay.usage
-            self.content_events = relay.content_events
+            if relay is None:
+                if failure is not None and self.request.transport is not None:
+                    # No event format to report the failure in: cut the client's
+                    # connection too, so it cannot take a truncated body for whole.
+                    self.request.transport.abort()
+                    return response
+            else:
+                if failure is None and relay.flush().strip():
+                    failure = (UpstreamErrorKind.STREAM_CUT, "upstream ended mid-event")
+                if failure is not None:
+                    self._fail(failure[0], BadGateway(failure[1]))
+                    await response.write(_stream_error(failure))
+                self.usage = relay.usage
+                self.content_events = relay.content_events
             await response.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             self.client_gone = True

@@ -3,6 +3,7 @@ headers gone; X-Forwarded-* set; the usage request added only when needed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,13 +17,18 @@ from proxy.server.forward import plan_request
 from proxy.server.state import ADMITTED_PATHS
 from tests.server.conftest import proxy_settings
 
+Echo = tuple[str, list[dict[str, Any]], asyncio.Event]
+RELEASE = web.AppKey("release", asyncio.Event)
+
 
 @pytest.fixture
-async def echo() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+async def echo() -> AsyncIterator[Echo]:
     """An upstream that answers with what it received."""
     seen: list[dict[str, Any]] = []
 
-    async def handler(request: web.Request) -> web.Response:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if "trickle" in request.query:
+            return await trickle(request)
         record = {
             "method": request.method,
             "path_qs": request.path_qs,
@@ -32,27 +38,39 @@ async def echo() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         seen.append(record)
         return web.json_response(record, headers={"Connection": "keep-alive", "X-Up": "1"})
 
+    release = asyncio.Event()
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: first\n\n")
+        await release.wait()  # the client must see "first" before this returns
+        await response.write(b"data: second\n\n")
+        return response
+
     app = web.Application()
+    app[RELEASE] = release
     app.router.add_route("*", "/{tail:.*}", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen, release
     finally:
+        release.set()
         await runner.cleanup()
 
 
 @pytest.fixture
-async def proxied(echo: tuple[str, list[dict[str, Any]]]) -> AsyncIterator[RunningProxy]:
+async def proxied(echo: Echo) -> AsyncIterator[RunningProxy]:
     async with running_proxy(proxy_settings(echo[0])) as running:
         yield running
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH"])
 async def test_method_path_query_and_body_arrive_unchanged(
-    method: str, proxied: RunningProxy, echo: tuple[str, list[dict[str, Any]]]
+    method: str, proxied: RunningProxy, echo: Echo
 ) -> None:
     async with (
         aiohttp.ClientSession() as session,
@@ -69,7 +87,7 @@ async def test_method_path_query_and_body_arrive_unchanged(
 
 
 async def test_hop_by_hop_headers_are_dropped_and_forwarded_headers_set(
-    proxied: RunningProxy, echo: tuple[str, list[dict[str, Any]]]
+    proxied: RunningProxy, echo: Echo
 ) -> None:
     headers = {
         "Authorization": "Bearer sk-1",
@@ -98,6 +116,18 @@ async def test_admitted_requests_carry_the_queue_time_header(proxied: RunningPro
         session.post(f"{proxied.url}/v1/completions", json={"prompt": "x"}) as response,
     ):
         assert float(response.headers["x-sla-proxy-queue-ms"]) >= 0
+
+
+async def test_streamed_bytes_are_relayed_as_they_arrive(proxied: RunningProxy, echo: Echo) -> None:
+    release = echo[2]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{proxied.url}/trickle") as response,
+    ):
+        first = await asyncio.wait_for(response.content.readuntil(b"\n\n"), 10)
+        assert first == b"data: first\n\n"  # arrived while upstream still holds "second"
+        release.set()
+        assert await response.content.read() == b"data: second\n\n"
 
 
 def test_stream_without_usage_gets_usage_requested() -> None:
