@@ -118,11 +118,20 @@ async def test_admitted_requests_carry_the_queue_time_header(proxied: RunningPro
         assert float(response.headers["x-sla-proxy-queue-ms"]) >= 0
 
 
-async def test_streamed_bytes_are_relayed_as_they_arrive(proxied: RunningProxy, echo: Echo) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/anything?trickle=1", None),  # raw bytes
+        ("POST", "/v1/chat/completions?trickle=1", {"stream": True}),  # SSE relay
+    ],
+)
+async def test_streamed_bytes_are_relayed_as_they_arrive(
+    proxied: RunningProxy, echo: Echo, method: str, path: str, body: Any
+) -> None:
     release = echo[2]
     async with (
         aiohttp.ClientSession() as session,
-        session.get(f"{proxied.url}/trickle") as response,
+        session.request(method, f"{proxied.url}{path}", json=body) as response,
     ):
         first = await asyncio.wait_for(response.content.readuntil(b"\n\n"), 10)
         assert first == b"data: first\n\n"  # arrived while upstream still holds "second"
