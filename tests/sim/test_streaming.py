@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import aiohttp
 
@@ -43,3 +44,16 @@ async def test_concurrent_streams_all_complete_and_leave_no_blocks() -> None:
         assert all(b.endswith(b"data: [DONE]\n\n") for b in bodies)
         assert sim.engine.blocks.used == 0 and not sim.engine.has_work
         assert sum(sim.engine.stats.finished.values()) == 64
+
+
+async def test_the_engine_never_runs_ahead_of_wall_time_times_speed() -> None:
+    # Without pacing, 200 decode steps (~1.2 simulated s) would finish at once.
+    body = {"model": MODEL, "prompt": "go", "max_tokens": 200, "ignore_eos": True}
+    speed = 100.0
+    async with running_sim(speed=speed) as sim, aiohttp.ClientSession() as http:
+        async with http.post(f"{sim.url}/v1/completions", json=body) as resp:
+            assert resp.status == 200
+        pacer = sim.state.runner.pacer
+        lead = sim.engine.now - pacer.to_sim(time.monotonic())
+    assert sim.engine.stats.generation_tokens == 200
+    assert lead <= pacer.granularity * speed
