@@ -49,7 +49,7 @@ async def test_concurrent_streams_all_complete_and_leave_no_blocks() -> None:
 async def test_the_engine_never_runs_ahead_of_wall_time_times_speed() -> None:
     # Without pacing, 200 decode steps (~1.2 simulated s) would finish at once.
     body = {"model": MODEL, "prompt": "go", "max_tokens": 200, "ignore_eos": True}
-    speed = 100.0
+    speed = 10.0
     async with running_sim(speed=speed) as sim, aiohttp.ClientSession() as http:
         async with http.post(f"{sim.url}/v1/completions", json=body) as resp:
             assert resp.status == 200
