@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import urllib.request
 
 import pytest
 
 from tests.deploy.paths import ALERTMANAGER_CONFIG, require_binary
+from tests.deploy.services import http_get, poll
 
 
 def test_amtool_accepts_the_config() -> None:
@@ -38,3 +41,37 @@ def test_routes_by_severity(labels: list[str], receiver: str) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == receiver
+
+
+@pytest.mark.services
+def test_capacity_alert_inhibits_the_shed_warning_of_its_instance(alertmanager: str) -> None:
+    def alert(name: str, severity: str, instance: str) -> dict[str, object]:
+        labels = {"alertname": name, "severity": severity, "instance": instance}
+        return {"labels": labels, "annotations": {"summary": name}}
+
+    body = [
+        alert("SLAProxyCapacityExceeded", "critical", "a:9464"),
+        alert("SLAProxyHighShedRatio", "warning", "a:9464"),
+        alert("SLAProxyHighShedRatio", "warning", "b:9464"),
+    ]
+    request = urllib.request.Request(
+        f"{alertmanager}/api/v2/alerts",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+    def states() -> dict[tuple[str, str], str] | None:
+        _, raw = http_get(f"{alertmanager}/api/v2/alerts")
+        found = {
+            (a["labels"]["alertname"], a["labels"]["instance"]): a["status"]["state"]
+            for a in json.loads(raw or b"[]")
+        }
+        return found if "suppressed" in found.values() and len(found) == 3 else None
+
+    assert poll(states, 20, "an inhibited alert") == {
+        ("SLAProxyCapacityExceeded", "a:9464"): "active",
+        ("SLAProxyHighShedRatio", "a:9464"): "suppressed",
+        ("SLAProxyHighShedRatio", "b:9464"): "active",
+    }
