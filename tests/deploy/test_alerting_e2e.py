@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(240)]
 
 def _from_prometheus(alert: dict[str, Any]) -> bool:
     # Prometheus adds the scrape job; the proxy's own push carries no job label.
-    return alert["labels"].get("job") == "sla-proxy"
+    return bool(alert["labels"].get("job") == "sla-proxy")
 
 
 def test_capacity_alert_fires_from_prometheus_and_pages(stack: Stack) -> None:

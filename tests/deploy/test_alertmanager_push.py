@@ -18,7 +18,7 @@ pytestmark = pytest.mark.services
 def _ours(status: str) -> Any:
     def match(path: str, alert: dict[str, Any]) -> bool:
         labels = alert["labels"]
-        return (
+        return bool(
             labels.get("alertname") == ALERT_NAME
             and labels.get("instance") == "proxy-under-test:9464"
             and alert["status"] == status

@@ -44,7 +44,7 @@ def _proxy_settings(environment: dict[str, str]) -> Settings:
         name = key.removeprefix("PROXY_").lower()
         assert name in Settings.model_fields, f"{key} is not a setting"
         values[name] = _expand(str(raw))
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings.model_validate(values)
 
 
 def _container_port(mapping: str) -> int:

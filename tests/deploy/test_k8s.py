@@ -36,7 +36,7 @@ def _env() -> dict[str, str]:
 
 def _settings() -> Settings:
     values = {key.removeprefix("PROXY_").lower(): value for key, value in _env().items()}
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings.model_validate(values)
 
 
 def test_kustomization_references_existing_files() -> None:
