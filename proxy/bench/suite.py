@@ -62,7 +62,8 @@ class SuiteConfig:
     probes: int = 30  # non-streamed requests per probe and endpoint
     probe_tokens: int = 16
     idle_seconds: float = 1.0  # the proxy's CPU at rest is measured over this
-    max_time: float = 240.0  # cap on the sweep; in-flight requests are cut when it hits
+    rounds: int = 3  # whole sweeps; the report gives the median over them
+    max_time: float = 240.0  # cap on all sweeps; in-flight requests are cut when it hits
     repeats: int = 7
     micro_scale: float = 1.0  # multiplies the micro-benchmarks' operation counts
 
@@ -71,8 +72,10 @@ class SuiteConfig:
             raise ValueError("levels must be distinct positive whole numbers")
         if self.requests is not None and self.requests < 1:
             raise ValueError("requests must be at least 1")
-        if min(self.max_tokens, self.probe_tokens, self.repeats) < 1 or self.probes < 0:
-            raise ValueError("max_tokens, probe_tokens and repeats must be >= 1, probes >= 0")
+        if min(self.max_tokens, self.probe_tokens, self.repeats, self.rounds) < 1:
+            raise ValueError("max_tokens, probe_tokens, repeats and rounds must be >= 1")
+        if self.probes < 0:
+            raise ValueError("probes must not be negative")
         if not (self.speed > 0 and self.max_time > 0 and self.micro_scale > 0):
             raise ValueError("speed, max_time and micro_scale must be positive")
         if self.idle_seconds < 0:
@@ -145,25 +148,27 @@ class _CpuPerLevel:
 
 @dataclass(frozen=True, slots=True)
 class OverheadRow:
+    """One level, direct against proxied: one round's figures, or the median over
+    rounds (then the *_min / *_max fields give the rounds' spread)."""
+
     level: int
-    requests: int  # per endpoint
-    failed_direct: int
+    rounds: int
+    requests: int  # per endpoint, all rounds
+    failed_direct: int  # failed or cut
     failed_proxied: int
     ttft_p50_direct: float | None  # seconds
     ttft_p50_proxied: float | None
     ttft_p90_direct: float | None
     ttft_p90_proxied: float | None
+    ttft_p50_added_ms: float | None  # proxied minus direct
+    ttft_p90_added_ms: float | None
     throughput_ratio: float | None  # proxied req/s over direct req/s
     e2e_p50_ratio: float | None  # proxied over direct
     proxy_cpu_ms_per_request: float | None  # during the proxied level
-
-    @property
-    def ttft_p50_added_ms(self) -> float | None:
-        return _added_ms(self.ttft_p50_proxied, self.ttft_p50_direct)
-
-    @property
-    def ttft_p90_added_ms(self) -> float | None:
-        return _added_ms(self.ttft_p90_proxied, self.ttft_p90_direct)
+    ttft_p50_added_min: float | None = None
+    ttft_p50_added_max: float | None = None
+    throughput_ratio_min: float | None = None
+    throughput_ratio_max: float | None = None
 
 
 def _added_ms(proxied: float | None, direct: float | None) -> float | None:
@@ -181,6 +186,7 @@ def _q(dist: Dist | None, attr: str = "p50") -> float | None:
 def overhead_rows(
     sweep: SweepResult, cpu: dict[tuple[str, int], dict[str, float]]
 ) -> list[OverheadRow]:
+    """One round: a row per level both endpoints finished."""
     direct = {int(s.level): s for s in sweep.for_endpoint("direct")}
     rows = []
     for proxied in sweep.for_endpoint("proxied"):
@@ -189,26 +195,75 @@ def overhead_rows(
         if base is None:
             continue
         spent = cpu.get(("proxied", level), {}).get("proxy")
+        ttft = {
+            (who, q): _q(stats.ttft, q)
+            for who, stats in (("direct", base), ("proxied", proxied))
+            for q in ("p50", "p90")
+        }
         rows.append(
             OverheadRow(
                 level=level,
+                rounds=1,
                 requests=proxied.requests,
                 failed_direct=base.failed + base.cancelled,
                 failed_proxied=proxied.failed + proxied.cancelled,
-                ttft_p50_direct=base.ttft.p50 if base.ttft else None,
-                ttft_p50_proxied=proxied.ttft.p50 if proxied.ttft else None,
-                ttft_p90_direct=base.ttft.p90 if base.ttft else None,
-                ttft_p90_proxied=proxied.ttft.p90 if proxied.ttft else None,
+                ttft_p50_direct=ttft["direct", "p50"],
+                ttft_p50_proxied=ttft["proxied", "p50"],
+                ttft_p90_direct=ttft["direct", "p90"],
+                ttft_p90_proxied=ttft["proxied", "p90"],
+                ttft_p50_added_ms=_added_ms(ttft["proxied", "p50"], ttft["direct", "p50"]),
+                ttft_p90_added_ms=_added_ms(ttft["proxied", "p90"], ttft["direct", "p90"]),
                 throughput_ratio=_div(proxied.req_per_s, base.req_per_s),
-                e2e_p50_ratio=_div(
-                    proxied.e2e.p50 if proxied.e2e else None, base.e2e.p50 if base.e2e else None
-                ),
+                e2e_p50_ratio=_div(_q(proxied.e2e), _q(base.e2e)),
                 proxy_cpu_ms_per_request=_div(
                     1000 * spent if spent is not None else None, proxied.requests
                 ),
             )
         )
     return rows
+
+
+def median_rows(rounds: list[list[OverheadRow]]) -> list[OverheadRow]:
+    """Per level, the median of each figure over the rounds: a load spike from the
+    machine's other tenants during one round moves the median little."""
+    by_level: dict[int, list[OverheadRow]] = {}
+    for rows in rounds:
+        for row in rows:
+            by_level.setdefault(row.level, []).append(row)
+    merged = []
+    for level, rows in sorted(by_level.items()):
+
+        def values(name: str, rows: list[OverheadRow] = rows) -> list[float]:
+            return [v for row in rows if (v := getattr(row, name)) is not None]
+
+        def median(name: str) -> float | None:
+            found = values(name)
+            return statistics.median(found) if found else None
+
+        added, ratio = values("ttft_p50_added_ms"), values("throughput_ratio")
+        merged.append(
+            OverheadRow(
+                level,
+                len(rows),
+                sum(row.requests for row in rows),
+                sum(row.failed_direct for row in rows),
+                sum(row.failed_proxied for row in rows),
+                ttft_p50_direct=median("ttft_p50_direct"),
+                ttft_p50_proxied=median("ttft_p50_proxied"),
+                ttft_p90_direct=median("ttft_p90_direct"),
+                ttft_p90_proxied=median("ttft_p90_proxied"),
+                ttft_p50_added_ms=median("ttft_p50_added_ms"),
+                ttft_p90_added_ms=median("ttft_p90_added_ms"),
+                throughput_ratio=median("throughput_ratio"),
+                e2e_p50_ratio=median("e2e_p50_ratio"),
+                proxy_cpu_ms_per_request=median("proxy_cpu_ms_per_request"),
+                ttft_p50_added_min=min(added, default=None),
+                ttft_p50_added_max=max(added, default=None),
+                throughput_ratio_min=min(ratio, default=None),
+                throughput_ratio_max=max(ratio, default=None),
+            )
+        )
+    return merged
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,8 +429,9 @@ async def services(config: SuiteConfig) -> AsyncIterator[Targets]:
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:
-    sweep: SweepResult
-    overhead: list[OverheadRow]
+    sweeps: list[SweepResult]  # one per round
+    rounds: list[list[OverheadRow]]  # per round
+    overhead: list[OverheadRow]  # median over rounds, per level
     probes: list[ProbeResult]
     processes: list[ProcessUsage]
     overhead_metric: dict[str, float]
@@ -388,8 +444,6 @@ async def measure(
     import aiohttp
 
     from proxy.bench.client import first_model
-    from proxy.bench.prompts import OutputLength
-    from proxy.bench.sweep import Endpoint, SweepConfig, run_sweep
 
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -406,38 +460,67 @@ async def measure(
             await run_probe(session, name, call, targets.direct, targets.proxied, config.probes)
             for name, call in calls.items()
         ]
-        per_level = _CpuPerLevel(targets.pids)
-
-        def on_progress(event: Progress) -> None:
-            per_level(event)
-            if progress is not None:
-                progress(event)
-
-        sweep_config = SweepConfig(
-            endpoints=(Endpoint("direct", targets.direct), Endpoint("proxied", targets.proxied)),
-            levels=tuple(float(level) for level in config.levels),
-            requests=config.requests,
-            output_len=OutputLength(config.max_tokens),
-            ignore_eos=True,
-            max_total_seconds=config.max_time,
-        )
-        sweep = await run_sweep(sweep_config, progress=on_progress)
+        sweeps, rounds = [], []
+        deadline = time.monotonic() + config.max_time
+        for number in range(config.rounds):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # Opens the proxy's upstream pool to the top level's size; its connections
+            # idle out after 15 s, so this runs before every round (which starts at the
+            # top level): connecting is a cold-start cost, not the per-request one.
+            chat = calls[next(iter(calls))]
+            for url in (targets.direct, targets.proxied):
+                await asyncio.gather(*(chat(session, url) for _ in range(max(config.levels))))
+            sweep, rows = await _round(targets, config, number, remaining, progress)
+            sweeps.append(sweep)
+            rounds.append(rows)
         after = {role: read_proc(pid) for role, pid in targets.pids.items()}
         metric = await scrape_overhead(session, targets.admin)
-    probe_total = sum(p.count for p in probes)
-    handled = {
-        "proxy": probe_total + sum(s.requests + s.cancelled for s in sweep.for_endpoint("proxied")),
-        "simulator": 2 * probe_total + sum(s.requests + s.cancelled for s in sweep.levels),
-        "load generator": 2 * probe_total + sum(s.requests + s.cancelled for s in sweep.levels),
-    }
+    extra = sum(p.count for p in probes) + len(sweeps) * max(config.levels)
+    proxied = sum(s.requests + s.cancelled for w in sweeps for s in w.for_endpoint("proxied"))
+    both = sum(s.requests + s.cancelled for w in sweeps for s in w.levels)
+    handled = {"proxy": extra + proxied, "simulator": 2 * extra + both}
+    handled["load generator"] = handled["simulator"]
     processes = [
         ProcessUsage(role, pid, idle[role], after[role], handled[role])
         for role, pid in targets.pids.items()
     ]
     idle_percent = 100 * idle_cpu / config.idle_seconds if config.idle_seconds else None
-    return LoadResult(
-        sweep, overhead_rows(sweep, per_level.spent), probes, processes, metric, idle_percent
+    return LoadResult(sweeps, rounds, median_rows(rounds), probes, processes, metric, idle_percent)
+
+
+async def _round(
+    targets: Targets,
+    config: SuiteConfig,
+    number: int,
+    remaining: float,
+    progress: Callable[[Progress], None] | None,
+) -> tuple[SweepResult, list[OverheadRow]]:
+    """One sweep over every level, top level first; odd rounds start each level pair
+    with the proxied endpoint, so neither side always runs first."""
+    from proxy.bench.prompts import OutputLength
+    from proxy.bench.sweep import Endpoint, SweepConfig, run_sweep
+
+    per_level = _CpuPerLevel(targets.pids)
+
+    def on_progress(event: Progress) -> None:
+        per_level(event)
+        if progress is not None:
+            progress(event)
+
+    endpoints = (Endpoint("direct", targets.direct), Endpoint("proxied", targets.proxied))
+    sweep_config = SweepConfig(
+        endpoints=endpoints if number % 2 == 0 else endpoints[::-1],
+        levels=tuple(float(level) for level in sorted(config.levels, reverse=True)),
+        requests=config.requests,
+        output_len=OutputLength(config.max_tokens),
+        ignore_eos=True,
+        seed=number,
+        max_total_seconds=remaining,
     )
+    sweep = await run_sweep(sweep_config, progress=on_progress)
+    return sweep, overhead_rows(sweep, per_level.spent)
 
 
 # --- micro-benchmarks ---------------------------------------------------------------
@@ -758,9 +841,13 @@ def markdown(result: SuiteResult) -> str:
         f"at end (the machine is shared). Simulator `{config.profile}` at speed "
         f"{config.speed:g}; streamed chat, {config.max_tokens} output tokens; the proxy runs "
         "`--algorithm fixed --initial-limit 1024 --max-limit 1024 --queue-size 0`. "
-        f"Whole run {result.duration:.0f} s.",
+        "Levels run from the top down, after a burst of top-level concurrency that opens "
+        "the proxy's upstream connections; each level alternates which endpoint goes "
+        f"first. Whole run {result.duration:.0f} s.",
         "",
         "## Proxy overhead (closed-loop sweep, direct and proxied interleaved per level)",
+        "",
+        f"Median over {config.rounds} rounds (whole sweeps); brackets: the rounds' range.",
         "",
     ]
     lines += _md_table(
@@ -768,10 +855,10 @@ def markdown(result: SuiteResult) -> str:
             "concurrency",
             "requests",
             "TTFT p50 direct / proxied ms",
-            "added ms",
+            "added ms [range]",
             "TTFT p90 direct / proxied ms",
             "added ms",
-            "req/s ratio",
+            "req/s ratio [range]",
             "e2e p50 ratio",
             "proxy CPU ms/req",
             "failed d/p",
@@ -781,10 +868,12 @@ def markdown(result: SuiteResult) -> str:
                 str(r.level),
                 str(r.requests),
                 f"{_ms(r.ttft_p50_direct)} / {_ms(r.ttft_p50_proxied)}",
-                _num(r.ttft_p50_added_ms, "+.2f"),
+                f"{_num(r.ttft_p50_added_ms, '+.1f')} "
+                f"[{_num(r.ttft_p50_added_min, '+.1f')}, {_num(r.ttft_p50_added_max, '+.1f')}]",
                 f"{_ms(r.ttft_p90_direct)} / {_ms(r.ttft_p90_proxied)}",
-                _num(r.ttft_p90_added_ms, "+.2f"),
-                _num(r.throughput_ratio),
+                _num(r.ttft_p90_added_ms, "+.1f"),
+                f"{_num(r.throughput_ratio)} "
+                f"[{_num(r.throughput_ratio_min)}, {_num(r.throughput_ratio_max)}]",
                 _num(r.e2e_p50_ratio),
                 _num(r.proxy_cpu_ms_per_request, ".2f"),
                 f"{r.failed_direct}/{r.failed_proxied}",
@@ -871,11 +960,7 @@ def to_dict(result: SuiteResult) -> dict[str, Any]:
         "config": asdict(result.config),
         "machine": result.machine,
         "duration": result.duration,
-        "overhead": [
-            asdict(r)
-            | {"ttft_p50_added_ms": r.ttft_p50_added_ms, "ttft_p90_added_ms": r.ttft_p90_added_ms}
-            for r in load.overhead
-        ],
+        "overhead": [asdict(r) for r in load.overhead],
         "probes": [
             asdict(p) | {"added_p50_ms": p.added_p50_ms, "e2e_p50_ratio": p.e2e_p50_ratio}
             for p in load.probes
@@ -887,7 +972,8 @@ def to_dict(result: SuiteResult) -> dict[str, Any]:
         "idle_proxy_cpu_percent": load.idle_proxy_cpu_percent,
         "proxy_overhead_seconds": load.overhead_metric,
         "micro": [asdict(m) for m in result.micro],
-        "sweep": report.to_dict(load.sweep),
+        "rounds": [[asdict(row) for row in rows] for rows in load.rounds],
+        "sweeps": [report.to_dict(sweep) for sweep in load.sweeps],
         "notes": result.notes,
     }
 
@@ -955,7 +1041,8 @@ def write_outputs(result: SuiteResult, out: Path) -> list[Path]:
     written[1].write_text(markdown(result), encoding="utf-8")
     if write_png(result, out / "bench.png"):
         written.append(out / "bench.png")
-    if plot.write_png(result.load.sweep, out / "sweep.png"):
+    sweeps = result.load.sweeps
+    if sweeps and plot.write_png(sweeps[0], out / "sweep.png"):
         written.append(out / "sweep.png")
     return written
 
@@ -993,7 +1080,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="non-streamed probe requests per endpoint (30)",
     )
     parser.add_argument(
-        "--max-time", type=float, default=defaults.max_time, help="cap on the sweep, seconds (240)"
+        "--max-time", type=float, default=defaults.max_time, help="cap on all sweeps, s (240)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=defaults.rounds, help="whole sweeps, median reported (3)"
     )
     parser.add_argument(
         "--repeats", type=int, default=defaults.repeats, help="micro-benchmark repeats (7)"
@@ -1015,15 +1105,16 @@ def _config(args: argparse.Namespace) -> SuiteConfig:
         speed=args.speed,
         probes=args.probes,
         max_time=args.max_time,
+        rounds=args.rounds,
         repeats=args.repeats,
         micro_scale=args.micro_scale,
     )
 
 
-def _notes(load: LoadResult) -> list[str]:
+def _notes(config: SuiteConfig, load: LoadResult) -> list[str]:
     notes = []
-    if load.sweep.truncated:
-        notes.append(f"the sweep hit its {load.sweep.config.max_total_seconds:g} s cap")
+    if len(load.sweeps) < config.rounds or any(sweep.truncated for sweep in load.sweeps):
+        notes.append(f"the sweeps hit their {config.max_time:g} s cap")
     failed = sum(r.failed_direct + r.failed_proxied for r in load.overhead)
     failed += sum(p.failures for p in load.probes)
     if failed:
@@ -1062,9 +1153,9 @@ def run(args: argparse.Namespace) -> int:
         micro,
         time.perf_counter() - started,
         command,
-        _notes(load),
+        _notes(config, load),
     )
     print(markdown(result))
     written = write_outputs(result, args.out)
     print(f"wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
-    return 0 if all(s.ok for s in load.sweep.levels) else 1
+    return 0 if all(s.ok for sweep in load.sweeps for s in sweep.levels) else 1

@@ -29,6 +29,7 @@ TINY = suite.SuiteConfig(
     probe_tokens=4,
     idle_seconds=0.05,
     max_time=60.0,
+    rounds=2,
     repeats=2,
     micro_scale=0.005,
 )
@@ -68,9 +69,26 @@ def test_overhead_row_per_level_has_every_figure(load: suite.LoadResult) -> None
     assert [row.level for row in load.overhead] == [1, 2]
     for row in load.overhead:
         values = {f.name: getattr(row, f.name) for f in fields(row)}
-        values |= {"p50": row.ttft_p50_added_ms, "p90": row.ttft_p90_added_ms}
         assert None not in values.values(), values
-        assert (row.requests, row.failed_direct, row.failed_proxied) == (4, 0, 0)
+        assert (row.rounds, row.requests, row.failed_direct, row.failed_proxied) == (2, 8, 0, 0)
+        assert row.ttft_p50_added_min is not None and row.ttft_p50_added_max is not None
+        assert row.ttft_p50_added_min <= (row.ttft_p50_added_ms or 0) <= row.ttft_p50_added_max
+
+
+def test_rounds_alternate_which_endpoint_goes_first(load: suite.LoadResult) -> None:
+    firsts = [sweep.levels[0].endpoint for sweep in load.sweeps]
+    assert firsts == ["direct", "proxied"]
+    assert [len(rows) for rows in load.rounds] == [2, 2]
+
+
+def test_median_row_takes_the_middle_round() -> None:
+    def row(added: float) -> suite.OverheadRow:
+        return suite.OverheadRow(8, 1, 10, 0, 1, *(added / 1000,) * 4, added, added, 1.0, 1.0, 2.0)
+
+    (merged,) = suite.median_rows([[row(1.0)], [row(50.0)], [row(3.0)]])
+    assert merged.ttft_p50_added_ms == 3.0
+    assert (merged.ttft_p50_added_min, merged.ttft_p50_added_max) == (1.0, 50.0)
+    assert (merged.rounds, merged.requests, merged.failed_proxied) == (3, 30, 3)
 
 
 def test_probes_time_both_endpoints(load: suite.LoadResult) -> None:
@@ -83,8 +101,9 @@ def test_probes_time_both_endpoints(load: suite.LoadResult) -> None:
 
 def test_process_usage_counts_the_requests_each_role_handled(load: suite.LoadResult) -> None:
     handled = {usage.role: usage.requests for usage in load.processes}
-    # Probes: 2 kinds x 2 per endpoint; sweep: 2 levels x 4 per endpoint.
-    assert handled == {"proxy": 4 + 8, "simulator": 8 + 16, "load generator": 8 + 16}
+    # Per endpoint: probes 2 kinds x 2, then 2 rounds of a warm-up burst of the top
+    # level (2) and the sweep's 2 levels x 4.
+    assert handled == {"proxy": 4 + 2 * (2 + 8), "simulator": 2 * 24, "load generator": 2 * 24}
     for usage in load.processes:
         assert usage.cpu_seconds >= 0 and usage.cpu_per_1k is not None
         assert usage.after.rss_bytes > 0 and usage.after.hwm_bytes >= usage.after.rss_bytes
@@ -92,8 +111,9 @@ def test_process_usage_counts_the_requests_each_role_handled(load: suite.LoadRes
 
 def test_overhead_histogram_is_scraped_from_the_admin_port(load: suite.LoadResult) -> None:
     metric = load.overhead_metric
-    # Warm-up (2), probes (4), the sweep's model lookup (1) and its requests (8).
-    assert metric["count"] == 15
+    # Warm-up (2), probes (4), and per round: burst (2), the sweep's model lookup (1)
+    # and its requests (8).
+    assert metric["count"] == 2 + 4 + 2 * (2 + 1 + 8)
     assert {"sum_seconds", "mean_seconds", "share_le_0_1ms"} <= metric.keys()
 
 
@@ -119,7 +139,8 @@ def test_outputs_are_json_markdown_and_png(result: suite.SuiteResult, tmp_path: 
     written = suite.write_outputs(result, tmp_path)
     assert {path.name for path in written} == {"bench.json", "bench.md", "bench.png", "sweep.png"}
     data = json.loads((tmp_path / "bench.json").read_text())
-    assert {"overhead", "probes", "processes", "micro", "sweep", "machine", "config"} <= set(data)
+    expected = {"overhead", "rounds", "sweeps", "probes", "processes", "micro", "machine"}
+    assert expected <= set(data)
     assert data["overhead"][0]["ttft_p50_added_ms"] is not None
     markdown = (tmp_path / "bench.md").read_text()
     for heading in ("Proxy overhead", "Non-streamed probes", "CPU and memory", "micro-bench"):
