@@ -25,9 +25,12 @@ from tests.deploy.services import (
 )
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"  # the simulator's default profile serves this
-# Tight enough that the simulated engine misses them under load, so the limit falls,
-# the small queue fills and the proxy's capacity alert fires within seconds.
+# Demand is made to exceed capacity whatever the simulator's speed: the limit is capped
+# well below the load's concurrency and the queue is small, so shedding is sustained and
+# the proxy's capacity alert fires within seconds. The SLA is tight enough that some
+# requests miss it, so the SLA series have both results.
 PROXY_FLAGS = (
+    "--max-limit=8",
     "--sla-ttft=0.05",
     "--sla-tpot=0.01",
     "--sla-e2e=2",
@@ -193,7 +196,7 @@ def overload_episode(stack: Stack) -> Episode:
     (bounded), then stop the load. Later callers get the same episode."""
     if stack.episode is not None:
         return stack.episode
-    load = stack.load(concurrency=40, max_seconds=80)
+    load = stack.load(concurrency=24, max_seconds=80)
     load.start()
     try:
         firing = stack.webhook.wait_for_alert(
