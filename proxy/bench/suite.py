@@ -56,13 +56,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class SuiteConfig:
     levels: tuple[int, ...] = (1, 8, 32, 64)
     requests: int | None = None  # per level and endpoint; None: the sweep's max(32, 4 x level)
-    max_tokens: int = 64
+    max_tokens: int = 32
     profile: str = "h100-llama3-8b"
     speed: float = 1.0
     probes: int = 30  # non-streamed requests per probe and endpoint
     probe_tokens: int = 16
     idle_seconds: float = 1.0  # the proxy's CPU at rest is measured over this
-    rounds: int = 3  # whole sweeps; the report gives the median over them
+    rounds: int = 5  # whole sweeps; the report gives the median over them
     max_time: float = 240.0  # cap on all sweeps; in-flight requests are cut when it hits
     repeats: int = 7
     micro_scale: float = 1.0  # multiplies the micro-benchmarks' operation counts
@@ -122,9 +122,20 @@ class ProcessUsage:
         return 1000 * self.cpu_seconds / self.requests if self.requests else None
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (/proc/stat)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is in user
+
+
 class _CpuPerLevel:
     """Samples every process's CPU each time a sweep level finishes, so the CPU spent
-    between two level ends is charged to the later level (levels run one at a time)."""
+    between two level ends is charged to the later level (levels run one at a time).
+
+    "others" is what the machine's other tenants used meanwhile, in cores: the
+    machine's busy time minus ours over the wall time. It says which levels ran on
+    a contended machine."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self._pids = pids
@@ -132,14 +143,19 @@ class _CpuPerLevel:
         self.spent: dict[tuple[str, int], dict[str, float]] = {}
 
     def _now(self) -> dict[str, float]:
-        return {role: read_proc(pid).cpu_seconds for role, pid in self._pids.items()}
+        now = {role: read_proc(pid).cpu_seconds for role, pid in self._pids.items()}
+        ours = sum({pid: now[role] for role, pid in self._pids.items()}.values())
+        return now | {"_ours": ours, "_busy": machine_busy_seconds(), "_wall": time.monotonic()}
 
     def __call__(self, event: Progress) -> None:
         if event.total is None or event.done != event.total:
             return
         now = self._now()
-        key = (event.endpoint, int(event.level))
-        self.spent[key] = {role: now[role] - self._last[role] for role in now}
+        delta = {key: now[key] - self._last[key] for key in now}
+        spent = {role: delta[role] for role in self._pids}
+        if delta["_wall"] > 0:
+            spent["others"] = max(0.0, delta["_busy"] - delta["_ours"]) / delta["_wall"]
+        self.spent[event.endpoint, int(event.level)] = spent
         self._last = now
 
 
@@ -165,6 +181,7 @@ class OverheadRow:
     throughput_ratio: float | None  # proxied req/s over direct req/s
     e2e_p50_ratio: float | None  # proxied over direct
     proxy_cpu_ms_per_request: float | None  # during the proxied level
+    others_cores: float | None  # other tenants' CPU use (cores) during both levels
     ttft_p50_added_min: float | None = None
     ttft_p50_added_max: float | None = None
     throughput_ratio_min: float | None = None
@@ -195,6 +212,7 @@ def overhead_rows(
         if base is None:
             continue
         spent = cpu.get(("proxied", level), {}).get("proxy")
+        others = [cpu.get((who, level), {}).get("others") for who in ("direct", "proxied")]
         ttft = {
             (who, q): _q(stats.ttft, q)
             for who, stats in (("direct", base), ("proxied", proxied))
@@ -218,6 +236,7 @@ def overhead_rows(
                 proxy_cpu_ms_per_request=_div(
                     1000 * spent if spent is not None else None, proxied.requests
                 ),
+                others_cores=max((v for v in others if v is not None), default=None),
             )
         )
     return rows
@@ -257,6 +276,7 @@ def median_rows(rounds: list[list[OverheadRow]]) -> list[OverheadRow]:
                 throughput_ratio=median("throughput_ratio"),
                 e2e_p50_ratio=median("e2e_p50_ratio"),
                 proxy_cpu_ms_per_request=median("proxy_cpu_ms_per_request"),
+                others_cores=median("others_cores"),
                 ttft_p50_added_min=min(added, default=None),
                 ttft_p50_added_max=max(added, default=None),
                 throughput_ratio_min=min(ratio, default=None),
@@ -861,6 +881,7 @@ def markdown(result: SuiteResult) -> str:
             "req/s ratio [range]",
             "e2e p50 ratio",
             "proxy CPU ms/req",
+            "others' CPU, cores",
             "failed d/p",
         ],
         [
@@ -876,6 +897,7 @@ def markdown(result: SuiteResult) -> str:
                 f"[{_num(r.throughput_ratio_min)}, {_num(r.throughput_ratio_max)}]",
                 _num(r.e2e_p50_ratio),
                 _num(r.proxy_cpu_ms_per_request, ".2f"),
+                _num(r.others_cores, ".2f"),
                 f"{r.failed_direct}/{r.failed_proxied}",
             ]
             for r in load.overhead
@@ -1070,7 +1092,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="concurrency levels (1,8,32,64)",
     )
     parser.add_argument("--requests", type=int, help="per level and endpoint (max(32, 4 x C))")
-    parser.add_argument("--max-tokens", type=int, default=defaults.max_tokens, help="(64)")
+    parser.add_argument("--max-tokens", type=int, default=defaults.max_tokens, help="(32)")
     parser.add_argument("--profile", default=defaults.profile, help="simulator profile")
     parser.add_argument("--speed", type=float, default=defaults.speed, help="simulator speed (1)")
     parser.add_argument(
@@ -1083,7 +1105,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--max-time", type=float, default=defaults.max_time, help="cap on all sweeps, s (240)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=defaults.rounds, help="whole sweeps, median reported (3)"
+        "--rounds", type=int, default=defaults.rounds, help="whole sweeps, median reported (5)"
     )
     parser.add_argument(
         "--repeats", type=int, default=defaults.repeats, help="micro-benchmark repeats (7)"

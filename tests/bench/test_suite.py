@@ -83,7 +83,7 @@ def test_rounds_alternate_which_endpoint_goes_first(load: suite.LoadResult) -> N
 
 def test_median_row_takes_the_middle_round() -> None:
     def row(added: float) -> suite.OverheadRow:
-        return suite.OverheadRow(8, 1, 10, 0, 1, *(added / 1000,) * 4, added, added, 1.0, 1.0, 2.0)
+        return suite.OverheadRow(8, 1, 10, 0, 1, *(added / 1000,) * 4, added, added, 1, 1, 2, 0.5)
 
     (merged,) = suite.median_rows([[row(1.0)], [row(50.0)], [row(3.0)]])
     assert merged.ttft_p50_added_ms == 3.0
