@@ -969,7 +969,8 @@ def markdown(result: SuiteResult) -> str:
             for m in result.micro
         ],
     )
-    lines += [f"- {note}" for note in result.notes]
+    if result.notes:
+        lines += ["", "Notes:", "", *(f"- {note}" for note in result.notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -1137,6 +1138,14 @@ def _notes(config: SuiteConfig, load: LoadResult) -> list[str]:
     notes = []
     if len(load.sweeps) < config.rounds or any(sweep.truncated for sweep in load.sweeps):
         notes.append(f"the sweeps hit their {config.max_time:g} s cap")
+    others = [r.others_cores for r in load.overhead if r.others_cores is not None]
+    cpus = os.cpu_count() or 1
+    if others and max(others) > cpus / 4:
+        notes.append(
+            f"other tenants kept up to {max(others):.1f} of {cpus} cores busy during the sweep: "
+            "the proxied path needs three busy processes where the direct one needs two, so "
+            "CPU contention counts against the proxy; compare runs with low others' CPU"
+        )
     failed = sum(r.failed_direct + r.failed_proxied for r in load.overhead)
     failed += sum(p.failures for p in load.probes)
     if failed:

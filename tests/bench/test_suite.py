@@ -186,3 +186,18 @@ def test_default_options_are_the_suite_defaults() -> None:
     args = parser.parse_args([])
     assert suite._config(args) == suite.SuiteConfig()
     assert args.out == Path("out/bench")
+
+
+def _notes_with_others(cores: float) -> list[str]:
+    row = suite.OverheadRow(8, 1, 10, 0, 0, *(0.01,) * 4, 1.0, 1.0, 1.0, 1.0, 2.0, cores)
+    load = suite.LoadResult([], [[row]], [row], [], [], {}, None)
+    return suite._notes(suite.SuiteConfig(rounds=1), load)
+
+
+def test_contended_machine_is_noted_in_the_report() -> None:
+    notes = _notes_with_others((os.cpu_count() or 1) / 2)
+    assert any("other tenants kept up to" in note for note in notes)
+
+
+def test_quiet_machine_gets_no_contention_note() -> None:
+    assert not any("other tenants" in note for note in _notes_with_others(0.0))
