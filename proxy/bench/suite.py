@@ -1,16 +1,17 @@
 """`sla-proxy bench-suite` (what `make bench` runs): the proxy's cost, always as a
-ratio against a baseline measured in the same run, because the 2-core machines are
-shared and absolute figures drift from run to run by more than the proxy costs.
+ratio or difference against a baseline measured in the same run, because the 2-core
+machines are shared and absolute figures drift by more than the proxy costs.
 
-1. Overhead: the simulator and the proxy each in their own process (so each has a
-   core to itself, as in a deployment); a closed-loop sweep sends the same workload
-   straight to the simulator and through the proxy, interleaved ABBA per level by
-   `run_sweep`. The proxy runs the fixed algorithm with a limit far above the load
-   and no queue, so admission never binds and only forwarding costs show.
-   Non-streamed probes (one chat answer, one `GET /v1/models`) alternate direct and
-   proxied the same way.
+1. Overhead: the simulator and the proxy each in their own process, as deployed; a
+   closed-loop sweep sends the same workload straight to the simulator and through
+   the proxy, interleaved per level by `run_sweep`. The proxy runs the fixed
+   algorithm with a limit far above the load and no queue, so admission never
+   binds and only forwarding costs show. Several whole sweeps ("rounds"), each
+   flipping which endpoint goes first, are reduced to per-level medians, and the
+   other tenants' CPU use is recorded per level so a contended run can be told.
+   Non-streamed probes (one chat answer, one `GET /v1/models`) alternate likewise.
 2. CPU and memory from /proc: CPU seconds per 1,000 requests and RSS of the proxy,
-   next to the simulator and this load generator doing the same requests.
+   next to the simulator and this load generator serving the same requests.
 3. Hot-path micro-benchmarks: each against the plainest code doing the same job,
    interleaved per repeat; the median of the per-repeat ratios is reported.
 """
