@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from e2e_vllm_support import ENV_VLLM_URL, SKIP_REASON, Endpoints
@@ -15,9 +16,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if os.environ.get(ENV_VLLM_URL):
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)
-    here = os.path.dirname(__file__)
+    here = Path(__file__).parent
     for item in items:
-        if str(item.path).startswith(here):
+        if item.path.is_relative_to(here):
             item.add_marker(skip)
 
 

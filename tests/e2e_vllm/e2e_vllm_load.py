@@ -39,10 +39,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-async def _one(session: aiohttp.ClientSession, url: str, model: str, max_tokens: int) -> Sample:
+async def _one(
+    session: aiohttp.ClientSession, url: str, model: str, max_tokens: int, prompt: str
+) -> Sample:
     payload = {
         "model": model,
-        "messages": [{"role": "user", "content": PROMPT}],
+        "messages": [{"role": "user", "content": prompt}],
         "max_tokens": max_tokens,
         "temperature": 0,
         "ignore_eos": True,
@@ -88,6 +90,7 @@ async def run_load(
     requests: int | None = None,
     duration: float | None = None,
     max_tokens: int = 64,
+    prompt: str = PROMPT,
 ) -> list[Sample]:
     """Closed loop: stop after `requests` sent in all, or no new request after `duration` s."""
     if requests is None and duration is None:
@@ -105,7 +108,7 @@ async def run_load(
         nonlocal sent
         while more():
             sent += 1
-            samples.append(await _one(session, url, model, max_tokens))
+            samples.append(await _one(session, url, model, max_tokens, prompt))
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=120)

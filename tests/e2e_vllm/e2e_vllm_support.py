@@ -32,6 +32,8 @@ class Endpoints:
     model: str
     max_model_len: int
     logs: Path
+    # Root of the process tree that is "ours" (driver, vLLM, proxies, pytest).
+    driver_pid: int
 
     @classmethod
     def from_env(cls) -> Endpoints:
@@ -43,6 +45,7 @@ class Endpoints:
             model=env.get("SLA_PROXY_MODEL", "tiny-llama"),
             max_model_len=int(env.get("SLA_PROXY_MAX_MODEL_LEN", "2048")),
             logs=Path(env.get("SLA_PROXY_E2E_LOGS", "out/e2e-vllm")),
+            driver_pid=int(env.get("SLA_PROXY_DRIVER_PID", os.getppid())),
         )
 
 

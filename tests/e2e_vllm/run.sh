@@ -66,7 +66,7 @@ trap 'exit 143' TERM
 
 # One run at a time per cache: a second run waits instead of installing over the first.
 exec 9>"$CACHE/.lock"
-flock 9
+flock -w 900 9 || { log "another run holds $CACHE/.lock for 15 min; giving up"; exit 1; }
 
 # --- 1. vLLM in its own virtualenv ---------------------------------------------------------
 if [[ -f $VENV_STAMP && $(cat "$VENV_STAMP") == "$VLLM_SPEC" ]]; then
@@ -157,6 +157,7 @@ export SLA_PROXY_ADMIN_URL=http://127.0.0.1:$APORT
 export SLA_PROXY_MODEL=$MODEL_NAME
 export SLA_PROXY_MAX_MODEL_LEN=$MAX_MODEL_LEN
 export SLA_PROXY_E2E_LOGS=$LOGS
+export SLA_PROXY_DRIVER_PID=$$
 log "checks: pytest tests/e2e_vllm"
 cd "$ROOT"
 # Pass-through first: quick, and it is what everything else stands on.
