@@ -42,6 +42,12 @@ class Metrics:
         self.limit = Gauge(
             "proxy_concurrency_limit", "Current concurrency limit.", registry=registry
         )
+        self.limit_min = Gauge(
+            "proxy_concurrency_limit_min", "Floor of the concurrency limit.", registry=registry
+        )
+        self.limit_max = Gauge(
+            "proxy_concurrency_limit_max", "Ceiling of the concurrency limit.", registry=registry
+        )
         self.inflight = Gauge(
             "proxy_inflight_requests", "Requests holding a permit.", registry=registry
         )

@@ -88,7 +88,12 @@ def _pusher(state: ProxyState, session: aiohttp.ClientSession, url: str) -> Aler
     client = AlertmanagerClient(session, url, on_result=lambda result: pushes.labels(result).inc())
     return AlertPusher(
         client,
-        labels={"instance": f"{settings.host}:{settings.port}", "upstream": settings.upstream_base},
+        # The admin address: what Prometheus calls this proxy, so the pushed alert and
+        # the rule-evaluated one group and inhibit together in Alertmanager.
+        labels={
+            "instance": f"{settings.host}:{settings.admin_port}",
+            "upstream": settings.upstream_base,
+        },
         generator_url=f"http://{settings.host}:{settings.admin_port}/status",
     )
 

@@ -29,6 +29,8 @@ def refresh_gauges(state: ProxyState) -> None:
     """Values read at scrape time and on every tick."""
     metrics, limiter, control = state.metrics, state.limiter, state.control
     metrics.limit.set(limiter.limit)
+    metrics.limit_min.set(state.settings.min_limit)
+    metrics.limit_max.set(state.settings.max_limit)
     metrics.inflight.set(limiter.inflight)
     metrics.upstream_up.set(1 if state.upstream.up else 0)
     metrics.sla_percentile.set(state.settings.sla_percentile)
