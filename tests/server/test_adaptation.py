@@ -13,17 +13,18 @@ from proxy.sim.app import SimHandle, running_sim
 from proxy.sim.profiles import get_profile
 from tests.server.conftest import eventually, proxy_settings
 
-SPEED = 4.0
+SPEED = 2.0
 CLIENTS = 12
 LIMIT = 8
 
 
 async def test_limit_follows_a_slowdown_down_and_back_up() -> None:
     profile = get_profile("cpu-tiny")
-    # Wall-clock TPOT at the limit, as the proxy will measure it; the SLA sits between
-    # the healthy engine and the one slowed down 4x.
+    # Wall-clock TPOT at the limit, as the proxy will measure it; the SLA sits well
+    # between the healthy engine and the one slowed down 6x, so a busy machine's
+    # scheduling noise cannot pass for either.
     healthy_tpot = profile.roofline.decode_step_time(LIMIT, 100) / SPEED
-    target = 2.0 * healthy_tpot
+    target = 3.0 * healthy_tpot
     async with running_sim(profile="cpu-tiny", speed=SPEED, seed=3) as sim:
         config = proxy_settings(
             sim.url,
@@ -41,9 +42,9 @@ async def test_limit_follows_a_slowdown_down_and_back_up() -> None:
             await eventually(
                 lambda: proxy.state.control.tally.served_at_sla >= 30, within=30, what="warm-up"
             )
-            assert limiter.limit == LIMIT  # healthy: the SLA holds at the cap
+            await eventually(lambda: limiter.limit == LIMIT, within=30, what="healthy at cap")
 
-            slow(sim, 4.0)
+            slow(sim, 6.0)
             await eventually(lambda: limiter.limit <= LIMIT // 2, within=30, what="backed off")
 
             sim.clear_faults()
