@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 # One overloaded request is noise (a restart, one bad node); three in the same
 # fresh window are a pattern.
 MIN_OVERLOAD_EVENTS = 3
+# However far over its target a signal is, one decision at most halves the limit.
+MAX_CUT = 0.5
 
 Details = dict[str, float | int | str | None]
 
@@ -142,12 +144,21 @@ def thin_text(ev: Evidence, min_completed: int) -> str:
 
 
 class AIMDController:
-    """Slow start (multiplicative growth) until the first decrease, then classic AIMD.
+    """Slow start (multiplicative growth) until the first decrease, then AIMD whose
+    steps are scaled by how far the evidence is from the target.
 
     Growth per decision in slow start is `slow_start_factor` while the worst signal
     is at most `slow_start_below` of its target, tapering linearly to +step as it
     nears the target: latency rises with concurrency, so the approach to the knee
     brakes itself instead of doubling past it.
+
+    After slow start, near the target (the steady state) it is classic AIMD: +step,
+    x backoff. Far from the target the evidence says the upstream's capacity itself
+    moved, and one-step-per-fresh-window would take minutes to follow it (measured
+    in the capacity-change scenario): a breach by a factor r cuts to limit / r (at
+    most halving, at least the backoff), and a worst signal under `recovery_below`
+    of its target grows by up to `slow_start_factor` again, tapering to +step at
+    `recovery_flat`.
     """
 
     def __init__(
@@ -163,6 +174,8 @@ class AIMDController:
         percentile: float = 0.9,
         slow_start_factor: float = 1.5,
         slow_start_below: float = 0.8,
+        recovery_below: float = 0.5,
+        recovery_flat: float = 0.9,
     ) -> None:
         if not 1 <= min_limit <= max_limit:
             raise ValueError(f"need 1 <= min_limit <= max_limit, got {min_limit}, {max_limit}")
@@ -170,6 +183,8 @@ class AIMDController:
             raise ValueError("backoff must be in (0, 1)")
         if increase_step < 1 or slow_start_factor < 1 or not 0 < slow_start_below < 1:
             raise ValueError("increase_step >= 1, slow_start_factor >= 1, 0 < below < 1")
+        if not 0 < recovery_below < recovery_flat <= 1:
+            raise ValueError("need 0 < recovery_below < recovery_flat <= 1")
         self.min_limit, self.max_limit = min_limit, max_limit
         self.increase_step, self.backoff = increase_step, backoff
         self.overload_threshold = overload_threshold
@@ -177,6 +192,7 @@ class AIMDController:
         self.min_completed = min_completed
         self.label = percentile_label(percentile)
         self.slow_start_factor, self.slow_start_below = slow_start_factor, slow_start_below
+        self.recovery_below, self.recovery_flat = recovery_below, recovery_flat
         self.slow_start = slow_start_factor > 1
 
     @classmethod
@@ -216,7 +232,9 @@ class AIMDController:
                 else overload_text(obs, ev, self.overload_threshold)
             )
             cause = "sla_breach" if ev.breached else "overload"
-            new = max(self.min_limit, min(limit - 1, math.floor(limit * self.backoff)))
+            factor = self.backoff_factor(ev.ratio if ev.breached else 1.0)
+            details["backoff_factor"] = round(factor, 4)
+            new = max(self.min_limit, min(limit - 1, math.floor(limit * factor)))
             if new >= limit:
                 return self._decision(obs, limit, cause, f"{seen}, limit at floor {limit}", details)
             return self._decision(obs, new, cause, f"{seen}: {limit} -> {new}", details)
@@ -235,22 +253,27 @@ class AIMDController:
             seen = f"no overload in {obs.completed} fresh outcomes"
         seen += f", limit in use (peak {obs.peak_inflight}/{limit}, queued {obs.queued})"
         if self.slow_start:
-            factor = self.growth_factor(ev.ratio)
-            details["growth_factor"] = round(factor, 4)
-            new = max(limit + self.increase_step, math.floor(limit * factor))
+            factor = self.growth_factor(ev.ratio, self.slow_start_below, 1.0)
             cause, how = "slow_start", f"slow start x{factor:.2f}"
         else:
-            new = limit + self.increase_step
-            cause, how = "headroom", f"+{self.increase_step}"
+            factor = self.growth_factor(ev.ratio, self.recovery_below, self.recovery_flat)
+            cause = "headroom"
+            how = f"far under target x{factor:.2f}" if factor > 1 else f"+{self.increase_step}"
+        details["growth_factor"] = round(factor, 4)
+        new = max(limit + self.increase_step, math.floor(limit * factor))
         new = min(self.max_limit, new)
         if new <= limit:
             return self._decision(obs, limit, cause, f"{seen}, limit at ceiling {limit}", details)
         return self._decision(obs, new, cause, f"{seen}, {how}: {limit} -> {new}", details)
 
-    def growth_factor(self, ratio: float) -> float:
-        """Full factor at or below `slow_start_below` x target, 1 at the target."""
-        headroom = (1.0 - ratio) / (1.0 - self.slow_start_below)
+    def growth_factor(self, ratio: float, full_below: float, flat_at: float) -> float:
+        """`slow_start_factor` at or below `full_below` x target, 1 from `flat_at` on."""
+        headroom = (flat_at - ratio) / (flat_at - full_below)
         return 1.0 + (self.slow_start_factor - 1.0) * min(1.0, max(0.0, headroom))
+
+    def backoff_factor(self, ratio: float) -> float:
+        """`backoff` for a marginal breach; limit / ratio for a large one, at most halving."""
+        return max(MAX_CUT, min(self.backoff, 1.0 / ratio)) if ratio > 0 else self.backoff
 
     @staticmethod
     def _decision(obs: Observation, new: int, cause: str, reason: str, d: Details) -> Decision:

@@ -40,13 +40,24 @@ def test_holds_when_one_of_several_targets_is_thin(make_obs: ObsFactory) -> None
 
 
 def test_backs_off_multiplicatively_on_breach(make_obs: ObsFactory) -> None:
-    decision = additive(backoff=0.9).decide(make_obs(limit=64, percentiles={"ttft": 0.412}))
+    decision = additive(backoff=0.9).decide(make_obs(limit=64, percentiles={"ttft": 0.315}))
     assert (decision.limit, decision.direction, decision.cause) == (
         57,
         Direction.DOWN,
         "sla_breach",
     )
-    assert decision.reason == "ttft p90 0.412s > target 0.300s: 64 -> 57"
+    assert decision.reason == "ttft p90 0.315s > target 0.300s: 64 -> 57"
+
+
+def test_a_large_breach_cuts_in_proportion(make_obs: ObsFactory) -> None:
+    # 1.5x over target: limit / 1.5, not one 10% step per fresh window.
+    decision = additive(backoff=0.9).decide(make_obs(limit=90, percentiles={"ttft": 0.45}))
+    assert decision.limit == 60
+
+
+def test_one_decision_at_most_halves_the_limit(make_obs: ObsFactory) -> None:
+    decision = additive(backoff=0.9).decide(make_obs(limit=64, percentiles={"ttft": 3.0}))
+    assert decision.limit == 32
 
 
 def test_backs_off_on_breach_even_while_idle(make_obs: ObsFactory) -> None:
@@ -60,8 +71,9 @@ def test_breach_on_one_signal_decreases_although_another_is_thin(make_obs: ObsFa
 
 
 def test_decrease_is_at_least_one(make_obs: ObsFactory) -> None:
-    decision = additive(backoff=0.9).decide(make_obs(limit=5, percentiles={"ttft": 1.0}))
-    assert decision.limit == 4
+    # floor(5 x 0.99) is 4 anyway; at limit 50 a 1% cut must still remove one.
+    decision = additive(backoff=0.99).decide(make_obs(limit=50, percentiles={"ttft": 0.301}))
+    assert decision.limit == 49
 
 
 def test_backs_off_on_overload_outcomes(make_obs: ObsFactory) -> None:
@@ -132,10 +144,25 @@ def test_slow_start_growth_tapers_near_target(make_obs: ObsFactory) -> None:
 def test_slow_start_ends_at_first_decrease_then_additive(make_obs: ObsFactory) -> None:
     controller = AIMDController(slow_start_factor=2.0, increase_step=1)
     assert controller.decide(make_obs(limit=8)).limit == 16
-    assert controller.decide(make_obs(limit=16, percentiles={"ttft": 0.5})).limit == 14
-    after = controller.decide(make_obs(limit=14))
+    assert controller.decide(make_obs(limit=16, percentiles={"ttft": 0.33})).limit == 14
+    after = controller.decide(make_obs(limit=14, percentiles={"ttft": 0.28}))  # 93%
     assert (after.limit, after.cause) == (15, "headroom")
     assert controller.phase == "additive"
+
+
+def test_far_under_target_after_slow_start_regrows_multiplicatively(
+    make_obs: ObsFactory,
+) -> None:
+    """Capacity came back (latency at a third of target): follow it in a few
+    decisions instead of +1 per fresh window."""
+    controller = AIMDController(slow_start_factor=1.5, increase_step=1)
+    controller.decide(make_obs(limit=100, percentiles={"ttft": 0.6}))  # ends slow start
+    far = controller.decide(make_obs(limit=50, percentiles={"ttft": 0.1}))
+    assert (far.limit, far.cause) == (75, "headroom")
+    between = controller.decide(make_obs(limit=40, percentiles={"ttft": 0.21}))  # 70%
+    assert between.limit == 50  # x1.25: halfway through the taper
+    near = controller.decide(make_obs(limit=50, percentiles={"ttft": 0.27}))  # 90%
+    assert near.limit == 51
 
 
 def test_without_targets_reacts_to_overload_only(make_obs: ObsFactory) -> None:
