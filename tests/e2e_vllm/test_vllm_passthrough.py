@@ -33,8 +33,12 @@ def _create(client: OpenAI, kind: Kind, model: str, **options: Any) -> Any:
 
 
 def _payload(kind: Kind, model: str, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "max_tokens": MAX_TOKENS, "temperature": 0}
-    body["ignore_eos"] = True
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": MAX_TOKENS,
+        "temperature": 0,
+        "ignore_eos": True,
+    }
     if kind == "chat":
         body["messages"] = [{"role": "user", "content": PROMPT}]
     else:
