@@ -1155,7 +1155,10 @@ def _notes(config: SuiteConfig, load: LoadResult) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import aiohttp
+
     from proxy.bench.progress import ProgressBar
+    from proxy.bench.sweep import BenchError
 
     try:
         config = _config(args)
@@ -1167,8 +1170,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _event_loop_runner() as runner:
             machine, load = runner.run(run_suite(config, bar))
-    except ServiceError as exc:
-        print(f"sla-proxy bench-suite: error: {exc}", file=sys.stderr)
+    except (ServiceError, BenchError, aiohttp.ClientError, OSError) as exc:
+        print(f"sla-proxy bench-suite: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nsla-proxy bench-suite: interrupted", file=sys.stderr)
