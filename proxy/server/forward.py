@@ -1,5 +1,8 @@
 """Forwarding: one request from the client to the upstream and back.
 
+Latencies are read from `time.perf_counter`: uvloop's `loop.time()` only ticks in
+whole milliseconds, too coarse for TPOT or the proxy's own overhead.
+
 Generation requests take a permit from the limiter first; the permit lives exactly
 as long as the upstream request (`async with`), so no path can leak it. Streams are
 relayed event by event as they arrive. A client that goes away cancels this
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -151,8 +155,7 @@ def client_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    loop = asyncio.get_running_loop()
-    arrived = loop.time()
+    arrived = time.perf_counter()
     body = await read_body(request, state.settings.max_body_bytes)
     plan = plan_request(request.method, request.path, body, state.admitted_paths)
     if not plan.admitted:
@@ -199,7 +202,6 @@ class Forwarder:
         self.arrived = arrived
         self.queued = queued
         self.epoch = epoch
-        self.loop = asyncio.get_running_loop()
         self.sent = 0.0
         self.ttft: float | None = None
         self.status: int | None = None
@@ -211,7 +213,7 @@ class Forwarder:
     async def run(self) -> web.StreamResponse:
         settings = self.state.settings
         url = f"{settings.upstream_base}{self.request.rel_url}"
-        self.sent = self.loop.time()
+        self.sent = time.perf_counter()
         self.state.metrics.overhead.observe(max(0.0, self.sent - self.arrived - self.queued))
         try:
             try:
@@ -253,7 +255,7 @@ class Forwarder:
                 )
                 self.state.metrics.upstream_errors.labels(kind.value).inc()
             if self.ttft is None and not self.plan.streamed:
-                self.ttft = self.loop.time() - self.sent
+                self.ttft = time.perf_counter() - self.sent
             try:
                 if not self.plan.admitted:  # anything else streams through untouched
                     return await self._relay_stream(upstream, None)
@@ -339,7 +341,7 @@ class Forwarder:
                     continue
                 out, first = relay.feed(chunk)
                 if first:
-                    self.ttft = self.loop.time() - self.sent
+                    self.ttft = time.perf_counter() - self.sent
                 if out:
                     await response.write(out)
             if relay is None:
@@ -365,7 +367,7 @@ class Forwarder:
     def _record(self) -> None:
         if not self.plan.admitted:
             return
-        end = self.loop.time()
+        end = time.perf_counter()
         tokens: int | None = None
         prompt: int | None = None
         if self.usage is not None:
