@@ -36,9 +36,11 @@ SETTLED_FRACTION = 1 / 3
 # Halfway: lower puts the target within the noise of vLLM at low concurrency (other
 # work on the 2 cores can push it there), higher puts the knee too close to 32.
 TARGET_POSITION = 1 / 2
-# Eager-mode decoding on 2 shared cores is noisy (about ±25% run to run), and the
-# client measures a little more than the proxy does (relay, its own CPU share).
-NOISE = 0.25
+# Allowance over the target for the admitted P90. AIMD holds the P90 *around* the
+# target (it probes above before it backs off) and the client's clock includes the
+# relay and its own CPU share: passing runs measured +5% to +19%. Eager-mode decoding
+# on 2 cores adds run-to-run noise on top.
+NOISE = 0.3
 STATUS_EVERY = 0.5
 # Mean cores taken by programs outside this run above which a miss is inconclusive:
 # vLLM alone keeps both cores busy, so even a quarter core elsewhere shifts its speed.
