@@ -16,8 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -25,132 +24,21 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.core.outcome import Outcome, Sample, UpstreamErrorKind, classify
-from proxy.errors import BadGateway, BodyTooLarge, GatewayTimeout, ProxyError, Shed
+from proxy.errors import BadGateway, GatewayTimeout, ProxyError, Shed
+from proxy.server.inbound import (
+    QUEUE_HEADER,
+    Plan,
+    client_headers,
+    plan_request,
+    priority_of,
+    queue_timeout_of,
+    read_body,
+    upstream_headers,
+)
 from proxy.server.sse import SseRelay
 from proxy.server.state import STATE, CancelPhase, ProxyState
-from proxy.settings import Priority
 
 log = logging.getLogger("sla_proxy.forward")
-
-# RFC 9110 §7.6.1 hop-by-hop headers, plus what aiohttp recomputes itself.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
-# Upstream answers uncompressed so usage can be read; the client link is loopback/LAN.
-_NOT_FORWARDED = _HOP_BY_HOP | {"accept-encoding"}
-_NOT_RETURNED = _HOP_BY_HOP | {"content-encoding"}
-
-QUEUE_HEADER = "x-sla-proxy-queue-ms"
-QUEUE_TIMEOUT_HEADER = "x-queue-timeout"
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What the proxy does with one request, decided from its method, path and body."""
-
-    admitted: bool  # takes a permit: a generation request
-    streamed: bool
-    strip_usage: bool  # the proxy asked upstream for usage; the client did not
-    body: bytes
-
-
-def plan_request(method: str, path: str, body: bytes, admitted_paths: frozenset[str]) -> Plan:
-    admitted = method == "POST" and path.rstrip("/") in admitted_paths
-    if not admitted or not body:
-        return Plan(admitted, False, False, body)
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return Plan(admitted, False, False, body)  # upstream gives its own 400
-    if not isinstance(payload, dict) or payload.get("stream") is not True:
-        return Plan(admitted, False, False, body)
-    options = payload.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage") is True:
-        return Plan(admitted, True, False, body)
-    if path.rstrip("/") not in _USAGE_PATHS or (
-        options is not None and not isinstance(options, dict)
-    ):
-        return Plan(admitted, True, False, body)
-    payload["stream_options"] = {**(options or {}), "include_usage": True}
-    return Plan(admitted, True, True, json.dumps(payload).encode())
-
-
-_USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
-
-
-def priority_of(request: web.Request, state: ProxyState) -> Priority:
-    header = request.headers.get(state.settings.priority_header)
-    if header is not None:
-        return Priority.parse(header)
-    auth = request.headers.get("Authorization", "")
-    if auth.lower().startswith("bearer "):
-        mapped = state.settings.api_key_priorities.get(auth[7:].strip())
-        if mapped is not None:
-            return mapped
-    return Priority.NORMAL
-
-
-def queue_timeout_of(request: web.Request, state: ProxyState) -> float:
-    settings = state.settings
-    raw = request.headers.get(QUEUE_TIMEOUT_HEADER)
-    if raw is None:
-        return settings.queue_timeout
-    try:
-        value = float(raw)
-    except ValueError:
-        return settings.queue_timeout
-    if value != value or value < 0:  # NaN or negative: ignore, as unknown priorities are
-        return settings.queue_timeout
-    return min(value, settings.max_queue_timeout)
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(f"Request body of {request.content_length} bytes exceeds {limit}.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"Request body exceeds {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def upstream_headers(request: web.Request) -> CIMultiDict[str]:
-    headers: CIMultiDict[str] = CIMultiDict()
-    connection_tokens = {
-        token.strip().lower() for token in request.headers.get("Connection", "").split(",")
-    }
-    for name, value in request.headers.items():
-        lowered = name.lower()
-        if lowered not in _NOT_FORWARDED and lowered not in connection_tokens:
-            headers.add(name, value)
-    peer = request.remote or ""
-    prior = request.headers.get("X-Forwarded-For")
-    headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-    headers["X-Forwarded-Proto"] = request.scheme
-    if request.host:
-        headers["X-Forwarded-Host"] = request.host
-    return headers
-
-
-def client_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:
-    return CIMultiDict(
-        (name, value) for name, value in upstream.items() if name.lower() not in _NOT_RETURNED
-    )
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -161,13 +49,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if not plan.admitted:
         state.upstream.check()
         return await Forwarder(request, state, plan, arrived, queued=0.0, epoch=-1).run()
-    priority = priority_of(request, state)
+    priority = priority_of(request, state.settings)
     state.metrics.arrivals.labels(priority.value).inc()
     state.control.tally.arrivals += 1
     state.upstream.check()
     admitted = False
     try:
-        async with state.limiter.acquire(priority, queue_timeout_of(request, state)) as permit:
+        async with state.limiter.acquire(
+            priority, queue_timeout_of(request, state.settings)
+        ) as permit:
             admitted = True
             state.metrics.queue_wait.labels(priority.value).observe(permit.queued_seconds)
             forwarder = Forwarder(
@@ -287,63 +177,56 @@ class Forwarder:
         return headers
 
     async def _relay_whole(self, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
-        idle = self.state.settings.idle_read_timeout
-        chunks: list[bytes] = []
         try:
-            while True:
-                async with asyncio.timeout(idle):
-                    chunk = await upstream.content.readany()
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        except TimeoutError as exc:
-            raise self._fail(
-                UpstreamErrorKind.TIMEOUT,
-                GatewayTimeout(f"The upstream stopped sending for {idle:g} s."),
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise self._fail(
-                UpstreamErrorKind.STREAM_CUT,
-                BadGateway("The upstream closed the connection before the answer was complete."),
-            ) from exc
-        body = b"".join(chunks)
+            body = b"".join([chunk async for chunk in self._chunks(upstream)])
+        except _UpstreamFailed as failed:
+            answer = GatewayTimeout if failed.kind is UpstreamErrorKind.TIMEOUT else BadGateway
+            raise self._fail(failed.kind, answer(f"The {failed}.")) from failed
         if self.plan.admitted and upstream.status == 200:
             self.usage = _usage_of(body)
         return web.Response(
             status=upstream.status, headers=self._response_headers(upstream), body=body
         )
 
+    async def _chunks(self, upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The upstream's body as it arrives; silence or a broken connection raise."""
+        idle = self.state.settings.idle_read_timeout
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    chunk = await upstream.content.readany()
+            except TimeoutError as exc:
+                message = f"upstream sent nothing for {idle:g} s"
+                raise _UpstreamFailed(UpstreamErrorKind.TIMEOUT, message) from exc
+            except aiohttp.ClientError as exc:
+                message = "upstream closed the connection before the answer was complete"
+                raise _UpstreamFailed(UpstreamErrorKind.STREAM_CUT, message) from exc
+            if not chunk:
+                return
+            yield chunk
+
     async def _relay_stream(
         self, upstream: aiohttp.ClientResponse, relay: SseRelay | None
     ) -> web.StreamResponse:
         """Relay as it arrives: event by event through `relay`, or bytes as they are."""
-        idle = self.state.settings.idle_read_timeout
         response = web.StreamResponse(
             status=upstream.status, headers=self._response_headers(upstream)
         )
         await response.prepare(self.request)
-        failure: tuple[UpstreamErrorKind, str] | None = None
+        failure: _UpstreamFailed | None = None
         try:
-            while True:
-                try:
-                    async with asyncio.timeout(idle):
-                        chunk = await upstream.content.readany()
-                except TimeoutError:
-                    failure = (UpstreamErrorKind.TIMEOUT, f"no data from upstream for {idle:g} s")
-                    break
-                except aiohttp.ClientError:
-                    failure = (UpstreamErrorKind.STREAM_CUT, "upstream closed the stream")
-                    break
-                if not chunk:
-                    break
-                if relay is None:
-                    await response.write(chunk)
-                    continue
-                out, first = relay.feed(chunk)
-                if first:
-                    self.ttft = time.perf_counter() - self.sent
-                if out:
-                    await response.write(out)
+            try:
+                async for chunk in self._chunks(upstream):
+                    if relay is None:
+                        await response.write(chunk)
+                        continue
+                    out, first = relay.feed(chunk)
+                    if first:
+                        self.ttft = time.perf_counter() - self.sent
+                    if out:
+                        await response.write(out)
+            except _UpstreamFailed as failed:
+                failure = failed
             if relay is None:
                 if failure is not None and self.request.transport is not None:
                     # No event format to report the failure in: cut the client's
@@ -352,9 +235,11 @@ class Forwarder:
                     return response
             else:
                 if failure is None and relay.flush().strip():
-                    failure = (UpstreamErrorKind.STREAM_CUT, "upstream ended mid-event")
+                    failure = _UpstreamFailed(
+                        UpstreamErrorKind.STREAM_CUT, "upstream ended mid-event"
+                    )
                 if failure is not None:
-                    self._fail(failure[0], BadGateway(failure[1]))
+                    self._fail(failure.kind, BadGateway(str(failure)))
                     await response.write(_stream_error(failure))
                 self.usage = relay.usage
                 self.content_events = relay.content_events
@@ -390,11 +275,19 @@ class Forwarder:
         self.state.record(sample)
 
 
-def _stream_error(failure: tuple[UpstreamErrorKind, str]) -> bytes:
+class _UpstreamFailed(Exception):
+    """The upstream broke off an answer it had begun (silence or a closed connection)."""
+
+    def __init__(self, kind: UpstreamErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _stream_error(failure: _UpstreamFailed) -> bytes:
     """An SSE error event, as vLLM sends on a failure mid-stream: the OpenAI SDK raises
     APIError on it instead of taking a truncated answer for a complete one."""
-    kind, message = failure
-    error = {"message": message, "type": "bad_gateway", "code": f"upstream_{kind.value}"}
+    code = f"upstream_{failure.kind.value}"
+    error = {"message": str(failure), "type": "bad_gateway", "code": code}
     return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
 
 

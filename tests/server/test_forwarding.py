@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from proxy.server.app import RunningProxy, running_proxy
-from proxy.server.forward import plan_request
+from proxy.server.inbound import plan_request
 from proxy.server.state import ADMITTED_PATHS
 from tests.server.conftest import proxy_settings
 

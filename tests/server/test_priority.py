@@ -6,13 +6,12 @@ from typing import Any
 
 from aiohttp.test_utils import make_mocked_request
 
-from proxy.server.forward import priority_of, queue_timeout_of
+from proxy.server.inbound import priority_of, queue_timeout_of
 from proxy.settings import Priority, Settings
 
 
-class _State:
-    def __init__(self, **settings: Any) -> None:
-        self.settings = Settings(_env_file=None, **settings)  # type: ignore[call-arg]
+def settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 def request(**headers: str) -> Any:
@@ -20,27 +19,27 @@ def request(**headers: str) -> Any:
 
 
 def test_header_names_the_class() -> None:
-    assert priority_of(request(**{"x-priority": "HIGH"}), _State()) is Priority.HIGH  # type: ignore[arg-type]
+    assert priority_of(request(**{"x-priority": "HIGH"}), settings()) is Priority.HIGH
 
 
 def test_unknown_header_value_is_normal() -> None:
-    assert priority_of(request(**{"x-priority": "urgent!"}), _State()) is Priority.NORMAL  # type: ignore[arg-type]
+    assert priority_of(request(**{"x-priority": "urgent!"}), settings()) is Priority.NORMAL
 
 
 def test_api_key_mapping_applies_without_a_header() -> None:
-    state = _State(api_key_priorities={"sk-batch": "low"})
-    assert priority_of(request(Authorization="Bearer sk-batch"), state) is Priority.LOW  # type: ignore[arg-type]
-    assert priority_of(request(Authorization="Bearer other"), state) is Priority.NORMAL  # type: ignore[arg-type]
+    state = settings(api_key_priorities={"sk-batch": "low"})
+    assert priority_of(request(Authorization="Bearer sk-batch"), state) is Priority.LOW
+    assert priority_of(request(Authorization="Bearer other"), state) is Priority.NORMAL
 
 
 def test_header_wins_over_api_key() -> None:
-    state = _State(api_key_priorities={"sk-batch": "low"})
+    state = settings(api_key_priorities={"sk-batch": "low"})
     req = request(Authorization="Bearer sk-batch", **{"x-priority": "high"})
-    assert priority_of(req, state) is Priority.HIGH  # type: ignore[arg-type]
+    assert priority_of(req, state) is Priority.HIGH
 
 
 def test_queue_timeout_header_is_capped() -> None:
-    state = _State(queue_timeout=5, max_queue_timeout=20)
-    assert queue_timeout_of(request(**{"x-queue-timeout": "2.5"}), state) == 2.5  # type: ignore[arg-type]
-    assert queue_timeout_of(request(**{"x-queue-timeout": "999"}), state) == 20  # type: ignore[arg-type]
-    assert queue_timeout_of(request(**{"x-queue-timeout": "soon"}), state) == 5  # type: ignore[arg-type]
+    state = settings(queue_timeout=5, max_queue_timeout=20)
+    assert queue_timeout_of(request(**{"x-queue-timeout": "2.5"}), state) == 2.5
+    assert queue_timeout_of(request(**{"x-queue-timeout": "999"}), state) == 20
+    assert queue_timeout_of(request(**{"x-queue-timeout": "soon"}), state) == 5
