@@ -58,13 +58,6 @@ class Load:
         """When the rate in force at `t` next changes (or the load ends)."""
         return min([start for start, _ in self.rates if start > t] + [self.duration])
 
-    def expected_arrivals(self) -> float:
-        edges = [start for start, _ in self.rates] + [self.duration]
-        return sum(
-            rate * max(0.0, min(edges[i + 1], self.duration) - start)
-            for i, (start, rate) in enumerate(self.rates)
-        )
-
     def arrivals(self, seed: int, replicas: int = 1) -> Iterator[Arrival]:
         """The whole arrival sequence, a pure function of the seed."""
         gaps = random.Random(f"{seed}:arrivals")
