@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         default=30.0, description="Age after which a latency sample leaves the window."
     )
     window_min_samples: int = Field(
-        default=20, ge=1, description="Fewer fresh samples than this: the controller holds."
+        default=50, ge=1, description="Fewer fresh samples than this: the controller holds."
     )
     window_max_samples: int = Field(
         default=4096, ge=16, description="Memory bound of each signal's window."
@@ -195,6 +195,17 @@ class Settings(BaseSettings):
     def upstream_base(self) -> str:
         """The upstream URL without a trailing slash, ready to have a path appended."""
         return str(self.upstream).rstrip("/")
+
+    def warnings(self) -> list[str]:
+        """Valid but probably unintended combinations, said once at start-up."""
+        found = []
+        if self.sla_ttft is not None and self.queue_timeout > self.sla_ttft:
+            found.append(
+                f"queue_timeout ({self.queue_timeout:g} s) > sla_ttft ({self.sla_ttft:g} s): "
+                "a request that waits that long in the queue misses the TTFT target as its "
+                "client sees it (the controller measures from the upstream send)"
+            )
+        return found
 
     def sla_targets(self) -> dict[str, float]:
         """Signal name to target seconds, only for the signals that have one."""

@@ -116,6 +116,8 @@ async def wait_for_signal() -> None:
 async def serve(settings: Settings) -> None:
     from proxy.server.app import running_proxy
 
+    for warning in settings.warnings():
+        log.warning("%s", warning)
     async with running_proxy(settings) as proxy:
         log.info(
             "sla-proxy forwarding %s -> %s; admin on %s (algorithm %s, limit %d in [%d, %d])",

@@ -128,3 +128,9 @@ def test_settings_error_lists_problems() -> None:
     with pytest.raises(SettingsError) as info:
         parse("--sla-ttft", "-1", "--window-min-samples", "0")
     assert len(info.value.problems) == 2
+
+
+def test_a_queue_longer_than_the_ttft_target_is_warned_about() -> None:
+    assert parse("--sla-ttft", "0.5", "--queue-timeout", "0.25").warnings() == []  # type: ignore[attr-defined]
+    (warning,) = parse("--sla-ttft", "0.5", "--queue-timeout", "10").warnings()  # type: ignore[attr-defined]
+    assert "misses the TTFT target" in warning
