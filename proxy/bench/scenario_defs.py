@@ -34,8 +34,9 @@ SLOWDOWN = 2.0
 TUNED: dict[str, object] = {"backoff": 0.7, "increase_step": 8}
 BAND = 0.15  # "within 15% of the oracle limit"
 MIXED_SEEDS = 3
-# A steadier P90 (more samples before judging) against the mixed-length swing (measured).
-MIXED_TUNED: dict[str, object] = {"window_min_samples": 50}
+# The default before it was raised to 50 on this scenario's evidence: a P90 over 20
+# samples swung the limit 18-22% peak to peak; kept as a comparison row.
+MIXED_TUNED: dict[str, object] = {"window_min_samples": 20}
 FIXED_OUTPUT = 128  # tokens: the Load default the capacity was measured with
 
 
@@ -280,7 +281,7 @@ def mixed_lengths(ctx: Context) -> Report:
     load = Load(((0.0, rate),), ctx.seconds(300), output_tokens=None)
     span = Span(ctx.seconds(120), ctx.seconds(300))
     # The swing depends on where the breaches happen to fall: judged on several seeds,
-    # as set and with a larger minimum sample count (a steadier P90 estimate).
+    # as set and with the smaller minimum sample count it used to have.
     seeds = [ctx.seed + k for k in range(MIXED_SEEDS)]
     variants = {"as set": ctx.settings(), _named(MIXED_TUNED): ctx.settings(**MIXED_TUNED)}
     configs = [
