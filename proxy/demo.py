@@ -53,7 +53,6 @@ async def _main(args: argparse.Namespace) -> None:
         admin_port=args.admin_port,
         sla_ttft=args.sla_ttft,
         sla_tpot=args.sla_tpot,
-        queue_timeout=min(2.0, args.sla_ttft),  # interactive: shed rather than wait long
         log_level="warning",
     )
     async with _simulator(args, upstream), running_proxy(settings) as proxy:

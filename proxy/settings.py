@@ -7,7 +7,7 @@ a `.env` file in the working directory, the defaults below.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +46,9 @@ class Priority(StrEnum):
 
 
 _PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
+
+
+DEFAULT_QUEUE_TIMEOUT = 30.0
 
 
 class Settings(BaseSettings):
@@ -131,7 +134,9 @@ class Settings(BaseSettings):
     # --- queue and shedding -----------------------------------------------------
     queue_size: int = Field(default=128, ge=0, description="Requests waiting for a permit.")
     queue_timeout: PositiveSeconds = Field(
-        default=30.0, description="Longest wait in the queue before 429."
+        default=DEFAULT_QUEUE_TIMEOUT,
+        description="Longest wait in the queue before 429 (default: half of --sla-ttft "
+        f"when that is set, else {DEFAULT_QUEUE_TIMEOUT:g}).",
     )
     max_queue_timeout: PositiveSeconds = Field(
         default=120.0, description="Cap on the per-request x-queue-timeout header."
@@ -172,6 +177,21 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must not be empty")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _queue_inside_ttft(cls, data: Any) -> Any:
+        """A queued request's wait counts in the TTFT its client sees, but not in the
+        TTFT the controller measures (from the upstream send): by default keep the wait
+        within half the target, leaving the other half to the engine."""
+        if isinstance(data, dict) and data.get("queue_timeout") is None:
+            try:
+                ttft = float(data["sla_ttft"])
+            except (KeyError, TypeError, ValueError):
+                return data  # no target, or an invalid one the field will report
+            if ttft > 0:
+                return {**data, "queue_timeout": ttft / 2}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -134,3 +134,17 @@ def test_a_queue_longer_than_the_ttft_target_is_warned_about() -> None:
     assert parse("--sla-ttft", "0.5", "--queue-timeout", "0.25").warnings() == []  # type: ignore[attr-defined]
     (warning,) = parse("--sla-ttft", "0.5", "--queue-timeout", "10").warnings()  # type: ignore[attr-defined]
     assert "misses the TTFT target" in warning
+
+
+def test_queue_timeout_defaults_to_half_the_ttft_target() -> None:
+    assert parse().queue_timeout == 30.0  # type: ignore[attr-defined]
+    assert parse("--sla-ttft", "0.5").queue_timeout == 0.25  # type: ignore[attr-defined]
+    explicit = parse("--sla-ttft", "0.5", "--queue-timeout", "3")
+    assert explicit.queue_timeout == 3.0  # type: ignore[attr-defined]
+
+
+def test_the_derived_queue_timeout_also_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROXY_SLA_TTFT", "0.8")
+    assert parse().queue_timeout == 0.4  # type: ignore[attr-defined]
