@@ -42,7 +42,9 @@ class SseRelay:
                 self.content_seen = True
                 first_content = True
             if keep:
-                out.append(_NULL_USAGE.sub(b"", event) if self._strip_usage else event)
+                if self._strip_usage and b'"usage"' in event:
+                    event = _NULL_USAGE.sub(b"", event)
+                out.append(event)
         return b"".join(out), first_content
 
     def flush(self) -> bytes:
@@ -79,6 +81,8 @@ class SseRelay:
 
 
 def _find_event_end(buffer: bytes) -> tuple[int, int]:
+    if b"\r" not in buffer:  # the common case (vLLM, OpenAI): one scan, not three
+        return buffer.find(b"\n\n"), 2
     best, size = -1, 0
     for delimiter in _DELIMITERS:
         index = buffer.find(delimiter)
