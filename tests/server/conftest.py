@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -13,6 +11,9 @@ import pytest
 from proxy.server.app import RunningProxy, running_proxy
 from proxy.settings import Settings
 from proxy.sim.app import SimHandle, running_sim
+from tests.polling import eventually
+
+__all__ = ["ProxyFactory", "eventually", "proxy_settings"]
 
 SIM_SPEED = 20.0  # cpu-tiny at 20x: a 64-token answer takes a few tens of ms
 
@@ -51,20 +52,3 @@ def make_proxy(sim: SimHandle) -> ProxyFactory:
 async def proxy(make_proxy: ProxyFactory) -> AsyncIterator[RunningProxy]:
     async with make_proxy() as running:
         yield running
-
-
-async def eventually(
-    condition: Callable[[], bool | Awaitable[bool]], within: float = 5.0, what: str = ""
-) -> None:
-    """Poll until `condition` holds (not a sleep as synchronisation: a bounded wait
-    for a state the system must reach by itself)."""
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {within} s: {what}")
-        await asyncio.sleep(0.01)

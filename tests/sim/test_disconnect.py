@@ -1,13 +1,14 @@
 """A client that goes away aborts its sequence and frees its KV blocks promptly."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from proxy.sim import SimHandle, running_sim
 from proxy.sim.profiles import PROFILES
+from tests.polling import eventually
 
 MODEL = PROFILES["h100-llama3-8b"].served_model_name
 LONG = {
@@ -23,14 +24,6 @@ async def slow_sim() -> AsyncIterator[SimHandle]:
     # Real time: a 5000-token answer would take ~30 s, so it is surely still running.
     async with running_sim(speed=1.0) as handle:
         yield handle
-
-
-async def eventually(condition: Callable[[], bool], deadline: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not condition():
-        assert loop.time() < end, "condition not reached before the deadline"
-        await asyncio.sleep(0.005)
 
 
 async def test_closing_a_stream_aborts_the_sequence(slow_sim: SimHandle) -> None:

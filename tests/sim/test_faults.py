@@ -7,6 +7,7 @@ import pytest
 
 from proxy.sim import SimHandle
 from proxy.sim.profiles import PROFILES
+from tests.polling import eventually
 
 MODEL = PROFILES["h100-llama3-8b"].served_model_name
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
@@ -15,16 +16,6 @@ CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_to
 async def set_faults(http: aiohttp.ClientSession, sim: SimHandle, **fields: object) -> None:
     async with http.post(f"{sim.url}/sim/faults", json=fields) as resp:
         assert resp.status == 200, await resp.text()
-
-
-async def eventually(condition: object, deadline: float = 5.0) -> None:
-    """Poll a zero-argument predicate until it holds or the deadline passes."""
-    assert callable(condition)
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not condition():
-        assert loop.time() < end, "condition not reached before the deadline"
-        await asyncio.sleep(0.005)
 
 
 async def test_error_rate_answers_with_the_given_status(
