@@ -161,6 +161,11 @@ class Settings(BaseSettings):
         default=120.0, description="Healthy seconds before a firing alert resolves."
     )
 
+    shutdown_timeout: PositiveSeconds = Field(
+        default=25.0,
+        description="On SIGTERM: seconds in-flight requests get to finish (readyz and new "
+        "requests answer 503 meanwhile).",
+    )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
 
     @field_validator("log_level")

@@ -48,11 +48,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    ready = state.upstream.up and (
-        state.upstream.answered_within(_RECENT_SECONDS) or await _probe(state)
+    ready = (
+        not state.draining
+        and state.upstream.up
+        and (state.upstream.answered_within(_RECENT_SECONDS) or await _probe(state))
     )
     body = {
         "ready": ready,
+        "draining": state.draining,
         "upstream": state.settings.upstream_base,
         "upstream_up": state.upstream.up,
     }

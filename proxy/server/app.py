@@ -112,7 +112,10 @@ async def running_proxy(
     """Serve both ports until the block ends (port 0 picks free ports: for tests)."""
     app = create_app(settings, registry)
     state = app[STATE]
-    runners = [ProxyRunner(app), ProxyRunner(admin.create_admin_app(state))]
+    runners = [
+        ProxyRunner(app, shutdown_timeout=settings.shutdown_timeout),
+        ProxyRunner(admin.create_admin_app(state), shutdown_timeout=1.0),
+    ]
     try:
         ports = []
         for runner, port in zip(runners, (settings.port, settings.admin_port), strict=True):
@@ -123,5 +126,6 @@ async def running_proxy(
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         yield RunningProxy(state, f"http://{host}:{ports[0]}", f"http://{host}:{ports[1]}")
     finally:
-        for runner in reversed(runners):
+        # The data port first: admin keeps answering (readyz 503) while it drains.
+        for runner in runners:
             await runner.cleanup()

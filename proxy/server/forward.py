@@ -24,7 +24,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.core.outcome import Outcome, Sample, UpstreamErrorKind, classify
-from proxy.errors import BadGateway, GatewayTimeout, ProxyError, Shed
+from proxy.errors import BadGateway, GatewayTimeout, ProxyError, Shed, UpstreamUnavailable
 from proxy.server.inbound import (
     QUEUE_HEADER,
     Plan,
@@ -44,6 +44,11 @@ log = logging.getLogger("sla_proxy.forward")
 async def handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     arrived = time.perf_counter()
+    if state.draining:
+        raise UpstreamUnavailable(
+            "The proxy is shutting down; retry on another replica.",
+            retry_after=state.settings.upstream_probe_interval,
+        )
     body = await read_body(request, state.settings.max_body_bytes)
     plan = plan_request(request.method, request.path, body, state.admitted_paths)
     if not plan.admitted:

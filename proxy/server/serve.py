@@ -130,7 +130,12 @@ async def serve(settings: Settings) -> None:
             settings.max_limit,
         )
         await wait_for_signal()
-        log.info("stopping")
+        proxy.state.draining = True
+        log.info(
+            "draining: %d in flight get up to %g s; new requests and /readyz answer 503",
+            proxy.state.limiter.inflight,
+            settings.shutdown_timeout,
+        )
 
 
 def run(args: argparse.Namespace) -> int:

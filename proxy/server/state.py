@@ -39,6 +39,7 @@ class ProxyState:
     control: ControlLoop
     admitted_paths: frozenset[str] = ADMITTED_PATHS
     pusher: AlertPusher | None = None  # set while running when --alertmanager-url is given
+    draining: bool = False  # shutting down: finish what is in flight, take nothing new
     _session: aiohttp.ClientSession | None = None
 
     @property

@@ -153,3 +153,17 @@ async def test_malformed_request_line_is_a_json_400(proxy: RunningProxy) -> None
     head, _, body = answer.partition("\r\n\r\n")
     assert head.startswith("HTTP/1.") and " 400 " in head.splitlines()[0]
     assert json.loads(body)["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_draining_proxy_answers_503_and_is_not_ready(proxy: RunningProxy) -> None:
+    proxy.state.draining = True
+    status, headers, body = await post(proxy.url)
+    assert status == 503
+    assert_openai_error(body, "upstream_unavailable")
+    assert int(headers["Retry-After"]) >= 1
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{proxy.admin_url}/readyz") as response,
+    ):
+        assert response.status == 503
+        assert (await response.json())["draining"] is True
