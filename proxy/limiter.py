@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+from proxy.core.drain import DrainRate
 from proxy.errors import Shed, ShedReason
 from proxy.settings import Priority
 
@@ -28,8 +29,6 @@ from proxy.settings import Priority
 _CLASSES = tuple(sorted(Priority, key=lambda p: p.rank))
 RETRY_AFTER_MIN = 1.0
 RETRY_AFTER_MAX = 60.0
-# Releases seen at a full limit before the drain rate counts as evidence.
-_MIN_EVIDENCE = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,49 +45,6 @@ class _Waiter:
         self.priority = priority
         self.arrival = arrival
         self.future = future
-
-
-class _DrainRate:
-    """Permits released per second while the limit is fully in use.
-
-    Only then does the release rate measure how fast the queue moves; while the limit
-    is not in use it measures arrivals, and idle time would read as "no capacity".
-    So the exponential decay runs on a clock that advances only while saturated, and
-    the sum is normalised by the span observed so the first seconds are not biased low.
-    """
-
-    def __init__(self, time_constant: float) -> None:
-        self._tau = time_constant
-        self._busy_total = 0.0
-        self._busy_since: float | None = None
-        self._decayed = 0.0
-        self._decayed_at = 0.0
-        self._releases = 0
-
-    def _busy(self, now: float) -> float:
-        if self._busy_since is None:
-            return self._busy_total
-        return self._busy_total + max(0.0, now - self._busy_since)
-
-    def set_saturated(self, now: float, saturated: bool) -> None:
-        if saturated and self._busy_since is None:
-            self._busy_since = now
-        elif not saturated and self._busy_since is not None:
-            self._busy_total = self._busy(now)
-            self._busy_since = None
-
-    def record_release(self, now: float) -> None:
-        busy = self._busy(now)
-        self._decayed = self._decayed * math.exp((self._decayed_at - busy) / self._tau) + 1.0
-        self._decayed_at = busy
-        self._releases += 1
-
-    def rate(self, now: float) -> float | None:
-        busy = self._busy(now)
-        if self._releases < _MIN_EVIDENCE or busy <= 0.0:
-            return None
-        decayed = self._decayed * math.exp((self._decayed_at - busy) / self._tau)
-        return decayed / (self._tau * -math.expm1(-busy / self._tau))
 
 
 class Admission:
@@ -155,7 +111,7 @@ class Limiter:
         self._queues: dict[Priority, OrderedDict[_Waiter, None]] = {
             cls: OrderedDict() for cls in _CLASSES
         }
-        self._rate = _DrainRate(rate_time_constant)
+        self._rate = DrainRate(rate_time_constant)
 
     # --- state ----------------------------------------------------------------
     @property
