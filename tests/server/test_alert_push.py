@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from proxy.server.app import running_proxy
+from proxy.settings import Settings
 from proxy.sim.app import SimHandle
 from tests.server.conftest import eventually, proxy_settings
 
@@ -60,13 +61,11 @@ async def overload(url: str, stop: asyncio.Event) -> None:
         await asyncio.gather(*(client() for _ in range(8)))
 
 
-async def test_capacity_alert_fires_and_resolves_through_the_push_path(
-    sim: SimHandle, alertmanager: tuple[str, list[dict[str, Any]]]
-) -> None:
-    url, received = alertmanager
-    config = proxy_settings(
-        sim.url,
-        alertmanager_url=url,
+def shedding_proxy(upstream: str, alertmanager_url: str) -> Settings:
+    """One permit, no queue, a capacity alert that fires and resolves within moments."""
+    return proxy_settings(
+        upstream,
+        alertmanager_url=alertmanager_url,
         initial_limit=1,
         min_limit=1,
         max_limit=1,
@@ -74,7 +73,13 @@ async def test_capacity_alert_fires_and_resolves_through_the_push_path(
         alert_for=0.2,
         alert_resolve_after=0.2,
     )
-    async with running_proxy(config) as proxy:
+
+
+async def test_capacity_alert_fires_and_resolves_through_the_push_path(
+    sim: SimHandle, alertmanager: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = alertmanager
+    async with running_proxy(shedding_proxy(sim.url, url)) as proxy:
         stop = asyncio.Event()
         load = asyncio.create_task(overload(proxy.url, stop))
         await eventually(lambda: bool(received), within=15, what="firing alert pushed")
@@ -97,17 +102,7 @@ async def test_capacity_alert_fires_and_resolves_through_the_push_path(
 
 
 async def test_unreachable_alertmanager_never_breaks_serving(sim: SimHandle) -> None:
-    config = proxy_settings(
-        sim.url,
-        alertmanager_url="http://127.0.0.1:9",
-        initial_limit=1,
-        min_limit=1,
-        max_limit=1,
-        queue_size=0,
-        alert_for=0.1,
-        alert_resolve_after=0.1,
-    )
-    async with running_proxy(config) as proxy:
+    async with running_proxy(shedding_proxy(sim.url, "http://127.0.0.1:9")) as proxy:
         stop = asyncio.Event()
         load = asyncio.create_task(overload(proxy.url, stop))
         metrics = proxy.state.metrics
