@@ -16,12 +16,12 @@ from proxy import __version__
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("proxy.server.serve", "run the proxy in front of an upstream"),
+    "serve": ("proxy.server.cli", "run the proxy in front of an upstream"),
     "sim": ("proxy.sim.cli", "run the vLLM simulator"),
-    "run": ("proxy.demo", "simulator + proxy + live limit table (what `make run` starts)"),
+    "run": ("proxy.demo.cli", "simulator + proxy + live limit table (what `make run` starts)"),
     "bench": ("proxy.bench.cli", "load benchmark: concurrency / request-rate sweeps"),
-    "capacity": ("proxy.capacity", "KV-cache capacity planner"),
-    "scenario": ("proxy.bench.scenarios", "admission-control scenarios against the simulator"),
+    "capacity": ("proxy.capacity.cli", "KV-cache capacity planner"),
+    "scenario": ("proxy.scenarios.cli", "admission-control scenarios against the simulator"),
     "bench-suite": ("proxy.bench.suite", "the project's benchmarks (make bench)"),
 }
 

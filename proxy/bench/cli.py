@@ -94,9 +94,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> SweepConfig:
-    from proxy.bench.prompts import OutputLength, builtin_prompts, load_jsonl
-    from proxy.bench.stats import Slo
     from proxy.bench.sweep import DEFAULT_CONCURRENCY, Endpoint, SweepConfig
+    from proxy.load.prompts import OutputLength, builtin_prompts, load_jsonl
+    from proxy.load.stats import Slo
 
     urls = [args.url] + ([args.compare] if args.compare else [])
     names = args.names.split(",") if args.names else ["url", "compare"][: len(urls)]

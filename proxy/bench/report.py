@@ -8,8 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from proxy.bench.stats import Dist, LevelStats
 from proxy.bench.sweep import SweepResult
+from proxy.load.stats import Dist, LevelStats
 
 _SIGNALS = ("e2e", "ttft", "tpot", "itl")
 

@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 import aiohttp
 
-from proxy.bench.client import Api, Clock, RequestResult, first_model, request_body, send_request
-from proxy.bench.prompts import OutputLength, Prompt, builtin_prompts
 from proxy.bench.saturation import Saturation, find_saturation
-from proxy.bench.stats import Dist, LevelStats, Slo, summarize
+from proxy.load.client import Api, Clock, RequestResult, first_model, request_body, send_request
+from proxy.load.prompts import OutputLength, Prompt, builtin_prompts
+from proxy.load.stats import Dist, LevelStats, Slo, summarize
 
 Mode = Literal["concurrency", "rate"]
 DEFAULT_CONCURRENCY = (1, 2, 4, 8, 16, 32, 64, 128)

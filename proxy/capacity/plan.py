@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from proxy.core.models import ModelSpec
+from proxy.llm.models import ModelSpec
 
 GIB = 1 << 30
 DEFAULT_OVERHEAD_GIB = 1.5  # activations at the profiling batch, CUDA graphs, allocator slack

@@ -20,7 +20,7 @@ In-process API (tests, benchmarks, scenarios):
 
 Time: the engine runs on simulated seconds; at `speed` X the wall-clock latency a
 client sees is simulated / X. /metrics reports simulated seconds (what the modelled
-vLLM would report). Pure pieces: `proxy.core.roofline` (step time), `engine.Engine`
+vLLM would report). Pure pieces: `proxy.llm.roofline` (step time), `engine.Engine`
 (scheduler, no clock of its own beyond `now`), `pacing.Pacer`; `sweep` runs a
 closed-loop concurrency sweep on a virtual clock (`python -m proxy.sim.sweep`).
 """

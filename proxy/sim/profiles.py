@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from proxy.core.models import PRESETS, ModelSpec
-from proxy.core.roofline import Hardware, Roofline
+from proxy.llm.models import PRESETS, ModelSpec
+from proxy.llm.roofline import Hardware, Roofline
 
 H100_SXM = Hardware(
     name="H100 80GB HBM3",

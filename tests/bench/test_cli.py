@@ -6,8 +6,7 @@ import pytest
 
 from proxy.bench import plot
 from proxy.cli import main
-
-from .stub import running_stub
+from tests.helpers.stub import running_stub
 
 
 async def bench(*argv: str) -> int:

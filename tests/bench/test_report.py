@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from proxy.bench import plot, report
-from proxy.bench.client import RequestResult
 from proxy.bench.saturation import find_saturation
-from proxy.bench.stats import Slo, summarize
 from proxy.bench.sweep import Endpoint, SweepConfig, SweepResult
+from proxy.load.client import RequestResult
+from proxy.load.stats import Slo, summarize
 
 
 def synthetic(compare: bool = False) -> SweepResult:

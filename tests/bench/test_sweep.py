@@ -3,10 +3,9 @@ test_sweep_sim.py)."""
 
 import pytest
 
-from proxy.bench.prompts import OutputLength
 from proxy.bench.sweep import BenchError, Endpoint, SweepConfig, run_sweep
-
-from .stub import StubState, running_stub
+from proxy.load.prompts import OutputLength
+from tests.helpers.stub import StubState, running_stub
 
 
 def config(*urls: str, **overrides: object) -> SweepConfig:

@@ -8,9 +8,9 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
-from proxy.bench.prompts import OutputLength
-from proxy.bench.stats import Slo
 from proxy.bench.sweep import Endpoint, SweepConfig, SweepResult, run_sweep
+from proxy.load.prompts import OutputLength
+from proxy.load.stats import Slo
 from proxy.sim import get_profile, running_sim
 
 # running_sim passes shutdown_timeout to TCPSite, which aiohttp 3.14 deprecates; not

@@ -1,4 +1,4 @@
-"""The limiter's tests on virtual time (`proxy.bench.vtime`), so deadlines and rates
+"""The limiter's tests on virtual time (`proxy.scenarios.vtime`), so deadlines and rates
 are tested exactly and fast.
 
 Time stands still while anything is runnable; when the loop would sleep, it jumps to
@@ -16,7 +16,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 
-import proxy.bench.vtime
+import proxy.scenarios.vtime
 
 # Much shorter than any deadline the tests use, much longer than the loop's resolution.
 _SETTLE_STEP = 1e-6
@@ -31,7 +31,7 @@ def run_virtual(main: Callable[[], Awaitable[None]]) -> None:
         others = asyncio.all_tasks() - {asyncio.current_task()}
         assert not others, f"tasks left behind: {others}"
 
-    proxy.bench.vtime.run_virtual(checked())
+    proxy.scenarios.vtime.run_virtual(checked())
 
 
 def virtual_time(test: Callable[[], Awaitable[None]]) -> Callable[[], None]:

@@ -11,7 +11,7 @@ import pytest
 from proxy.server.app import RunningProxy, running_proxy
 from proxy.settings import Settings
 from proxy.sim.app import SimHandle, running_sim
-from tests.polling import eventually
+from tests.helpers.polling import eventually
 
 __all__ = ["ProxyFactory", "eventually", "proxy_settings"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from proxy.cli import main
-from proxy.server.serve import SettingsError, configure, settings_from_args
+from proxy.server.cli import SettingsError, configure, settings_from_args
 from proxy.settings import Algorithm
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from proxy.sim.app import SimHandle
-from tests.polling import eventually
+from tests.helpers.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = {

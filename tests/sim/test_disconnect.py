@@ -8,7 +8,7 @@ import pytest
 
 from proxy.sim import SimHandle, running_sim
 from proxy.sim.profiles import PROFILES
-from tests.polling import eventually
+from tests.helpers.polling import eventually
 
 MODEL = PROFILES["h100-llama3-8b"].served_model_name
 LONG = {

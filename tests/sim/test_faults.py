@@ -7,7 +7,7 @@ import pytest
 
 from proxy.sim import SimHandle
 from proxy.sim.profiles import PROFILES
-from tests.polling import eventually
+from tests.helpers.polling import eventually
 
 MODEL = PROFILES["h100-llama3-8b"].served_model_name
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}

@@ -21,9 +21,9 @@ proxied), `load` (the load phase in order), `timing` and `micro` (micro-benchmar
 `result`, `markdown_report`, `figure` and `output` (the report), `command` (the CLI).
 """
 
-from proxy.bench.suite.command import _config as _config
-from proxy.bench.suite.command import _notes as _notes
-from proxy.bench.suite.command import configure, run, run_suite
+from proxy.bench.suite.cli import _config as _config
+from proxy.bench.suite.cli import _notes as _notes
+from proxy.bench.suite.cli import configure, run, run_suite
 from proxy.bench.suite.config import SuiteConfig
 from proxy.bench.suite.figure import write_png
 from proxy.bench.suite.load import LoadResult, measure

@@ -35,7 +35,7 @@ async def measure(
 ) -> LoadResult:
     import aiohttp
 
-    from proxy.bench.client import first_model
+    from proxy.load.client import first_model
 
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -91,8 +91,8 @@ async def _round(
 ) -> tuple[SweepResult, list[OverheadRow]]:
     """One sweep over every level, top level first; odd rounds start each level pair
     with the proxied endpoint, so neither side always runs first."""
-    from proxy.bench.prompts import OutputLength
     from proxy.bench.sweep import Endpoint, SweepConfig, run_sweep
+    from proxy.load.prompts import OutputLength
 
     per_level = CpuPerLevel(targets.pids)
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from proxy.bench.stats import Dist
     from proxy.bench.sweep import SweepResult
+    from proxy.load.stats import Dist
 
 
 @dataclass(frozen=True, slots=True)

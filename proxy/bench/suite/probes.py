@@ -13,7 +13,7 @@ from proxy.bench.suite.overhead import added_ms, div, quantile
 if TYPE_CHECKING:
     import aiohttp
 
-    from proxy.bench.stats import Dist
+    from proxy.load.stats import Dist
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ async def run_probe(
     session: aiohttp.ClientSession, name: str, call: Call, direct: str, proxied: str, count: int
 ) -> ProbeResult:
     """Sequential requests, alternating which endpoint goes first (ABBA)."""
-    from proxy.bench.stats import Dist
+    from proxy.load.stats import Dist
 
     times: dict[str, list[float]] = {direct: [], proxied: []}
     failures = 0

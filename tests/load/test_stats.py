@@ -1,7 +1,7 @@
 import pytest
 
-from proxy.bench.client import RequestResult
-from proxy.bench.stats import Slo, is_good, percentile, summarize
+from proxy.load.client import RequestResult
+from proxy.load.stats import Slo, is_good, percentile, summarize
 
 
 def ok(e2e: float, ttft: float, tokens: int, itl: tuple[float, ...] = ()) -> RequestResult:

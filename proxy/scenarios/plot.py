@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from proxy.bench.harness import RunResult
-from proxy.bench.scenario_metrics import limit_series, rolling_percentile
+from proxy.scenarios.harness import RunResult
+from proxy.scenarios.metrics import limit_series, rolling_percentile
 
 # Trailing seconds each plotted P90 covers: long enough for ~hundreds of requests.
 P90_SPAN = 5.0
@@ -116,7 +116,7 @@ def _limits(ax: Any, result: RunResult, references: Mapping[str, float]) -> None
 
 
 def _arrivals(ax: Any, result: RunResult, targets: Mapping[str, float]) -> None:
-    from proxy.bench.scenario_metrics import is_good
+    from proxy.scenarios.metrics import is_good
 
     bins = int(result.config.load.duration // BIN) + 1
     arrived, shed, good = [0] * bins, [0] * bins, [0] * bins

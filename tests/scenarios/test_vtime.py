@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from proxy.bench.vtime import Deadlock, VirtualTimeLoop, run_virtual
+from proxy.scenarios.vtime import Deadlock, VirtualTimeLoop, run_virtual
 
 
 def test_sleep_advances_the_clock_by_exactly_the_delay() -> None:

@@ -2,10 +2,9 @@ import time
 
 import aiohttp
 
-from proxy.bench.client import first_model, request_body, send_request
-from proxy.bench.prompts import Prompt
-
-from .stub import StubState, running_stub
+from proxy.load.client import first_model, request_body, send_request
+from proxy.load.prompts import Prompt
+from tests.helpers.stub import StubState, running_stub
 
 PROMPT = Prompt(text="Why is the sky blue?")
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from proxy.bench.prompts import Prompt
+from proxy.load.prompts import Prompt
 
 Api = Literal["chat", "completions"]
 Clock = Callable[[], float]

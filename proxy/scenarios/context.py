@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proxy.bench import harness
-from proxy.bench.harness import Fault, RunConfig, RunResult
-from proxy.bench.scenario_metrics import (
+from proxy.load.arrivals import Load
+from proxy.scenarios import harness
+from proxy.scenarios.harness import Fault, RunConfig, RunResult
+from proxy.scenarios.metrics import (
     Span,
     goodput,
     limit_series,
@@ -27,7 +28,6 @@ from proxy.bench.scenario_metrics import (
     signal_percentile,
     throughput,
 )
-from proxy.bench.workload import Load
 from proxy.settings import Algorithm, Settings
 from proxy.sim.profiles import Profile
 

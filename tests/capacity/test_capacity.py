@@ -9,9 +9,9 @@ from proxy.capacity.plan import GIB, Budget, ModelMemory, budget_mistakes, class
 from proxy.capacity.plan import make_plan as plan_for
 from proxy.capacity.vllm_metrics import parse_cache_config
 from proxy.cli import main
-from proxy.core.models import PRESETS, ModelSpec
+from proxy.llm.models import PRESETS, ModelSpec
 
-FIXTURE = Path(__file__).parent / "fixtures" / "llama-3.1-8b-config.json"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "llama-3.1-8b-config.json"
 LLAMA_8B = ModelMemory.of(PRESETS["llama-3.1-8b"])
 
 

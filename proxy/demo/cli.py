@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from proxy.server.serve import run_loop, setup_logging
+    from proxy.server.cli import run_loop, setup_logging
 
     setup_logging("warning")
     with contextlib.suppress(KeyboardInterrupt):
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace) -> None:
     from proxy.server.app import running_proxy
-    from proxy.server.serve import wait_for_signal
+    from proxy.server.cli import wait_for_signal
     from proxy.settings import Settings
 
     upstream = f"http://127.0.0.1:{args.upstream_port}"
@@ -142,7 +142,7 @@ class _Load:
 async def _demo_load(args: argparse.Namespace, url: str) -> None:
     import aiohttp
 
-    from proxy.bench.client import send_request
+    from proxy.load.client import send_request
 
     words = itertools.cycle(["the", "quick", "brown", "fox"])
     prompt = " ".join(itertools.islice(words, DEMO_PROMPT_WORDS))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.bench.prompts import BUILTIN_QUESTIONS, OutputLength, Prompt, load_jsonl
+from proxy.load.prompts import BUILTIN_QUESTIONS, OutputLength, Prompt, load_jsonl
 
 
 def test_builtin_set_has_the_labs_twelve_questions() -> None:

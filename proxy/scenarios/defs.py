@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from proxy.bench.harness import Fault
-from proxy.bench.scenario_context import Check, Context, Oracle, Report, summary
-from proxy.bench.scenario_metrics import (
+from proxy.load.arrivals import Load
+from proxy.scenarios.context import Check, Context, Oracle, Report, summary
+from proxy.scenarios.harness import Fault
+from proxy.scenarios.metrics import (
     Span,
     first_within,
     goodput,
@@ -21,8 +22,7 @@ from proxy.bench.scenario_metrics import (
     per_replica_throughput,
     signal_percentile,
 )
-from proxy.bench.scenario_plot import write_bars, write_timeline
-from proxy.bench.workload import Load
+from proxy.scenarios.plot import write_bars, write_timeline
 
 # Goodput falls off a cliff once the P90 passes its target (the latency spread at one
 # limit is narrow), so the grids are fine around the knee and coarse elsewhere.

@@ -2,8 +2,8 @@
 
 import pytest
 
-from proxy.core.models import PRESETS
-from proxy.core.roofline import Hardware, Roofline
+from proxy.llm.models import PRESETS
+from proxy.llm.roofline import Hardware, Roofline
 from proxy.sim.profiles import PROFILES
 
 # REAL-COMPONENTS.md: Llama-3.1-8B shapes on an H100 80GB HBM3, one decode step, ms.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxy.core.models import ModelSpec
+from proxy.llm.models import ModelSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ the engine is the simulator's `Engine` stepped by its `EngineRunner` at speed 1 
 the loop's clock. Only HTTP is left out: an admitted request is submitted to the
 engine directly, its TTFT and end-to-end time are measured on the loop's clock from
 the moment it is sent (as `proxy.server.forward` measures them), and its `Sample` is
-recorded as `ProxyState.record` records one. Run it on `proxy.bench.vtime`'s loop and
+recorded as `ProxyState.record` records one. Run it on `proxy.scenarios.vtime`'s loop and
 a ten-minute overload takes seconds, exactly and repeatably.
 """
 
@@ -17,11 +17,11 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from proxy.bench.workload import Arrival, Load
 from proxy.control import ControlLoop, Tick
 from proxy.core.outcome import SIGNALS, Outcome, Sample
 from proxy.errors import Shed
 from proxy.limiter import Limiter
+from proxy.load.arrivals import Arrival, Load
 from proxy.settings import Priority, Settings
 from proxy.sim.engine import Engine
 from proxy.sim.profiles import Profile
@@ -303,7 +303,7 @@ async def simulate(config: RunConfig) -> RunResult:
 
 def run(config: RunConfig) -> RunResult:
     """Run one configuration on a fresh virtual-time loop."""
-    from proxy.bench.vtime import run_virtual
+    from proxy.scenarios.vtime import run_virtual
 
     return run_virtual(simulate(config))
 

@@ -1,9 +1,9 @@
 """`sla-proxy scenario NAME|all --out DIR`: the admission-control scenarios.
 
 Each runs the real Limiter + ControlLoop in front of the simulator's engine on a
-virtual clock (`proxy.bench.harness`), prints a table and its goals, and writes
+virtual clock (`proxy.scenarios.harness`), prints a table and its goals, and writes
 NAME.md, NAME.json and NAME.png (plus extras) to DIR. The scenarios themselves are
-in `proxy.bench.scenario_defs`.
+in `proxy.scenarios.defs`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from proxy.bench.scenario_context import CAPACITY_AT_SLA, Context, default_jobs
-from proxy.bench.scenario_defs import SCENARIOS
-from proxy.bench.scenario_plot import available
+from proxy.scenarios.context import CAPACITY_AT_SLA, Context, default_jobs
+from proxy.scenarios.defs import SCENARIOS
+from proxy.scenarios.plot import available
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from proxy.bench.harness import RequestRecord, RunResult, TickRecord
 from proxy.core.window import nearest_rank
+from proxy.scenarios.harness import RequestRecord, RunResult, TickRecord
 
 
 @dataclass(frozen=True, slots=True)

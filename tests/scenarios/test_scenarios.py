@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from proxy.bench import harness
-from proxy.bench.harness import Fault, Harness, RequestRecord, RunConfig, RunResult
-from proxy.bench.scenario_metrics import (
+from proxy.load.arrivals import Load
+from proxy.scenarios import harness
+from proxy.scenarios.cli import SCENARIOS, _parse_overrides, configure
+from proxy.scenarios.harness import Fault, Harness, RequestRecord, RunConfig, RunResult
+from proxy.scenarios.metrics import (
     Span,
     first_within,
     goodput,
@@ -18,9 +20,7 @@ from proxy.bench.scenario_metrics import (
     peak_to_peak,
     settled_within,
 )
-from proxy.bench.scenarios import SCENARIOS, _parse_overrides, configure
-from proxy.bench.vtime import run_virtual
-from proxy.bench.workload import Load
+from proxy.scenarios.vtime import run_virtual
 from proxy.settings import Settings
 from proxy.sim.profiles import get_profile
 

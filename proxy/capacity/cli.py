@@ -24,7 +24,7 @@ from proxy.capacity.plan import (
     kv_cost,
     make_plan,
 )
-from proxy.core.models import DTYPE_BYTES, PRESETS, ModelSpec
+from proxy.llm.models import DTYPE_BYTES, PRESETS, ModelSpec
 
 
 def _count(text: str) -> float:
