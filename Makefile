@@ -14,7 +14,7 @@ ADMIN_PORT    ?= 9464
 help:
 	@echo "make run       simulator + proxy in front of it, live limit table (Ctrl-C stops both)"
 	@echo "make test      lint + the whole test suite"
-	@echo "make lint      ruff + mypy"
+	@echo "make lint      ruff + mypy + the layer contract (import-linter)"
 	@echo "make bench     benchmarks (sweeps, proxy overhead) against the simulator"
 	@echo "make scenarios admission-control scenarios against the simulator (tables + PNGs)"
 	@echo "make e2e-vllm  end-to-end checks against a real CPU vLLM (installs it on first use)"
@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check proxy tests
 	$(BIN)/ruff format --check proxy tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q

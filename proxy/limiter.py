@@ -1,8 +1,8 @@
-"""Admission: permits up to a concurrency limit, a bounded priority queue with
+"""The limiter: permits up to a concurrency limit, a bounded priority queue with
 deadlines, and shedding with a Retry-After the client can act on (level 1).
 
 Invariants, each held by construction rather than by care at call sites:
-- A permit is only ever released by `Admission.__aexit__` or, when its owner was
+- A permit is only ever released by `PermitEntry.__aexit__` or, when its owner was
   cancelled between being handed the permit and resuming, by that owner's own
   `except` path, which hands it on. No callback can skip a release.
 - A permit is counted in `inflight` the moment it is handed to a waiter, so a
@@ -19,11 +19,37 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from types import TracebackType
 
 from proxy.core.drain import DrainRate
 from proxy.errors import Shed, ShedReason
-from proxy.settings import Priority
+
+
+class Priority(StrEnum):
+    """Admission classes; a higher class is always admitted first."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 is the most important class."""
+        return _PRIORITY_RANK[self]
+
+    @classmethod
+    def parse(cls, value: str | None) -> Priority:
+        """Unknown or missing values are `normal`, never an error."""
+        if value is None:
+            return cls.NORMAL
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            return cls.NORMAL
+
+
+_PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
 
 # Most important class first: the order in which queues are served.
 _CLASSES = tuple(sorted(Priority, key=lambda p: p.rank))
@@ -47,7 +73,7 @@ class _Waiter:
         self.future = future
 
 
-class Admission:
+class PermitEntry:
     """`async with limiter.acquire(priority, timeout) as permit:` — raises `Shed` when
     refused; once entered, the permit is released on every way out of the block."""
 
@@ -62,7 +88,7 @@ class Admission:
 
     async def __aenter__(self) -> Permit:
         if self._entered:
-            raise RuntimeError("an Admission can be entered only once")
+            raise RuntimeError("a PermitEntry can be entered only once")
         self._entered = True
         # No await between getting the permit and storing it: nothing can interrupt.
         self._permit = await self._limiter._admit(self._priority, self._timeout)
@@ -176,9 +202,9 @@ class Limiter:
         self._pump()
         self._rate.set_saturated(self._clock(), self._inflight >= self._limit)
 
-    def acquire(self, priority: Priority, timeout: float) -> Admission:
-        """Admission for one request; `timeout` seconds from now is its queue deadline."""
-        return Admission(self, priority, timeout)
+    def acquire(self, priority: Priority, timeout: float) -> PermitEntry:
+        """A permit for one request; `timeout` seconds from now is its queue deadline."""
+        return PermitEntry(self, priority, timeout)
 
     # --- admission ------------------------------------------------------------
     async def _admit(self, priority: Priority, patience: float) -> Permit:

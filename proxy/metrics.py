@@ -1,8 +1,11 @@
-"""Prometheus families of the proxy, built against an injected registry.
+"""Prometheus families of the proxy, built against an injected registry, and the
+listener that keeps them current from admission and tick events.
 
 Names: `proxy_` prefix, base units. Label values come from closed sets
 (outcomes, status classes, shed reasons, priorities, signals, causes), so the
-series count is bounded whatever the traffic.
+series count is bounded whatever the traffic; every known series is exported at 0
+from the start (Prometheus' instrumentation guidance), so `rate()`, ratios and
+alerts work from the first scrape.
 """
 
 from __future__ import annotations
@@ -13,6 +16,19 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from proxy import __version__
+from proxy.admission import Admission, Listener
+from proxy.control import Tick
+from proxy.core.alert import AlertSnapshot
+from proxy.core.controller import Cause, Direction
+from proxy.core.outcome import Outcome, Sample, UpstreamErrorKind
+from proxy.core.sla import SIGNALS, Verdict
+from proxy.errors import ShedReason
+from proxy.limiter import Priority
+
+QUANTILES = (0.5, 0.9, 0.99)  # the window percentiles exported and shown in /status
+STATUS_CLASSES = ("2xx", "4xx", "5xx", "none")
+CANCEL_PHASES = ("queued", "before_first_token", "streaming")
+ALERTMANAGER_RESULTS = ("ok", "error")
 
 # Latency buckets per signal: wide enough for an 8B model on an H100 and a tiny
 # model on a CPU; the SLA target is merged in so attainment is exact from buckets.
@@ -35,7 +51,12 @@ def buckets_for(signal: str, target: float | None) -> tuple[float, ...]:
 
 class Metrics:
     def __init__(
-        self, registry: CollectorRegistry, targets: Mapping[str, float] | None = None
+        self,
+        registry: CollectorRegistry,
+        targets: Mapping[str, float] | None = None,
+        *,
+        percentile: float = 0.9,
+        limit_bounds: tuple[int, int] = (1, 256),
     ) -> None:
         targets = dict(targets or {})
         self.registry = registry
@@ -162,3 +183,128 @@ class Metrics:
         self.build_info.info({"version": __version__, "python": platform.python_version()})
         for signal, target in targets.items():
             self.sla_target.labels(signal).set(target)
+        self.sla_percentile.set(percentile)
+        self.limit_min.set(limit_bounds[0])
+        self.limit_max.set(limit_bounds[1])
+        self._zero(targets)
+
+    def _zero(self, targets: Mapping[str, float]) -> None:
+        """Create every series whose label values are known, at 0."""
+        for priority in Priority:
+            self.arrivals.labels(priority.value)
+            self.queue_depth.labels(priority.value)
+            self.queue_wait.labels(priority.value)
+            for reason in ShedReason:
+                self.shed.labels(reason.value, priority.value)
+        for outcome in Outcome:
+            for status_class in STATUS_CLASSES:
+                self.requests.labels(outcome.value, status_class)
+        for direction in (Direction.UP, Direction.DOWN):
+            for cause in Cause:
+                self.limit_changes.labels(direction.value, cause.value)
+        for kind in UpstreamErrorKind:
+            self.upstream_errors.labels(kind.value)
+        for phase in CANCEL_PHASES:
+            self.cancellations.labels(phase)
+        for token_kind in ("prompt", "completion"):
+            self.tokens.labels(token_kind)
+        for signal in (*targets, "all"):
+            for result in ("met", "missed"):
+                self.sla_requests.labels(signal, result)
+        for result in ALERTMANAGER_RESULTS:
+            self.alertmanager_pushes.labels(result)
+
+
+def status_class(status: int | None) -> str:
+    return f"{status // 100}xx" if status is not None else "none"
+
+
+class MetricsListener(Listener):
+    """Admission and tick events into the Prometheus families (label children are
+    bound once here, not looked up per request)."""
+
+    def __init__(self, metrics: Metrics, targets: Mapping[str, float]) -> None:
+        self.metrics = metrics
+        m = metrics
+        self._arrivals = {p: m.arrivals.labels(p.value) for p in Priority}
+        self._queue_wait = {p: m.queue_wait.labels(p.value) for p in Priority}
+        self._shed = {(r, p): m.shed.labels(r.value, p.value) for r in ShedReason for p in Priority}
+        self._abandoned = m.cancellations.labels("queued")
+        self._left_before_first = m.cancellations.labels("before_first_token")
+        self._left_streaming = m.cancellations.labels("streaming")
+        self._requests = {
+            (o, c): m.requests.labels(o.value, c) for o in Outcome for c in STATUS_CLASSES
+        }
+        self._completion_tokens = m.tokens.labels("completion")
+        self._prompt_tokens = m.tokens.labels("prompt")
+        self._latency = [(signal, m.latency[signal]) for signal in SIGNALS]
+        self._sla = {
+            (signal, met): m.sla_requests.labels(signal, "met" if met else "missed")
+            for signal in (*targets, "all")
+            for met in (True, False)
+        }
+
+    def arrived(self, priority: Priority) -> None:
+        self._arrivals[priority].inc()
+
+    def shed(self, priority: Priority, reason: ShedReason) -> None:
+        self._shed[reason, priority].inc()
+
+    def admitted(self, priority: Priority, queued: float) -> None:
+        self._queue_wait[priority].observe(queued)
+
+    def abandoned(self, priority: Priority) -> None:
+        self._abandoned.inc()
+
+    def finished(self, sample: Sample, verdict: Verdict | None) -> None:
+        self._requests[sample.outcome, status_class(sample.status)].inc()
+        if sample.output_tokens is not None:
+            self._completion_tokens.inc(sample.output_tokens)
+        if sample.prompt_tokens is not None:
+            self._prompt_tokens.inc(sample.prompt_tokens)
+        if sample.client_left:
+            left = self._left_streaming if sample.ttft is not None else self._left_before_first
+            left.inc()
+        if verdict is None:
+            return
+        for signal, histogram in self._latency:
+            value = sample.signal(signal)
+            if value is not None:
+                histogram.observe(value)
+        for signal, met in verdict.signals.items():
+            if met is not None:
+                self._sla[signal, met].inc()
+        self._sla["all", verdict.met].inc()
+
+    def ticked(self, tick: Tick) -> None:
+        if tick.changed:
+            self.metrics.limit_changes.labels(tick.direction.value, tick.decision.cause).inc()
+
+    def refresh(self, admission: Admission) -> None:
+        """Values read at scrape time and on every tick."""
+        m, limiter, control = self.metrics, admission.limiter, admission.control
+        m.limit.set(limiter.limit)
+        m.inflight.set(limiter.inflight)
+        for priority, count in limiter.queued_by_priority().items():
+            m.queue_depth.labels(priority.value).set(count)
+        for signal, snap in control.window_snapshots().items():
+            for q in QUANTILES:
+                value = snap.percentile(q)
+                m.window_percentile.labels(signal, str(q)).set(
+                    value if value is not None else float("nan")
+                )
+            target = control.sla.targets.get(signal)
+            if target is not None:
+                attainment = snap.attainment(target)
+                m.sla_attainment.labels(signal).set(
+                    attainment if attainment is not None else float("nan")
+                )
+
+    def alert_updated(self, alert: AlertSnapshot) -> None:
+        m = self.metrics
+        m.alert_active.set(1 if alert.firing else 0)
+        m.arrival_rate.set(alert.arrival_rate)
+        m.served_rate.set(alert.served_rate)
+        m.replicas_needed.set(
+            alert.replicas_needed if alert.replicas_needed is not None else float("nan")
+        )

@@ -7,7 +7,7 @@ a `.env` file in the working directory, the defaults below.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,30 +22,8 @@ class Algorithm(StrEnum):
     FIXED = "fixed"
 
 
-class Priority(StrEnum):
-    """Admission classes; a higher class is always admitted first."""
-
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
-    @property
-    def rank(self) -> int:
-        """0 is the most important class."""
-        return _PRIORITY_RANK[self]
-
-    @classmethod
-    def parse(cls, value: str | None) -> Priority:
-        """Unknown or missing values are `normal`, never an error."""
-        if value is None:
-            return cls.NORMAL
-        try:
-            return cls(value.strip().lower())
-        except ValueError:
-            return cls.NORMAL
-
-
-_PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
+# The admission classes (proxy.limiter.Priority), as configuration spells them.
+PriorityName = Literal["high", "normal", "low"]
 
 
 DEFAULT_QUEUE_TIMEOUT = 30.0
@@ -142,7 +120,7 @@ class Settings(BaseSettings):
         default=120.0, description="Cap on the per-request x-queue-timeout header."
     )
     priority_header: str = Field(default="x-priority", description="Header naming the class.")
-    api_key_priorities: dict[str, Priority] = Field(
+    api_key_priorities: dict[str, PriorityName] = Field(
         default_factory=dict,
         description='API key to class, JSON: {"sk-batch": "low"}; the header wins.',
     )

@@ -28,10 +28,6 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from proxy.settings import Settings
 
 _RATIO_EPSILON = 1e-9  # 20 / 10 req/s is 2 replicas, not 3 by a rounding hair
 
@@ -136,16 +132,6 @@ class CapacityAlert:
         self._fired_at: float | None = None
         self._resolved_at: float | None = None
         self._last = self._snapshot(self._since, None, 0.0, 0.0, 0.0, None)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, start: float | None = None) -> CapacityAlert:
-        return cls(
-            start=start,
-            shed_ratio=settings.alert_shed_ratio,
-            for_seconds=settings.alert_for,
-            resolve_after=settings.alert_resolve_after,
-            sla_percentile=settings.sla_percentile,
-        )
 
     @property
     def snapshot(self) -> AlertSnapshot:

@@ -1,5 +1,6 @@
 """The one interface every limit controller implements (Netflix's split: a controller
-computes the limit, the limiter enforces it, permits report outcomes)."""
+computes the limit, the limiter enforces it, permits report outcomes), and the
+parameters the adaptive controllers share."""
 
 from __future__ import annotations
 
@@ -13,6 +14,27 @@ class Direction(StrEnum):
     UP = "up"
     DOWN = "down"
     HOLD = "hold"
+
+    @classmethod
+    def of(cls, old: int, new: int) -> Direction:
+        if new > old:
+            return cls.UP
+        if new < old:
+            return cls.DOWN
+        return cls.HOLD
+
+
+class Cause(StrEnum):
+    """Why a decision went the way it did; a bounded vocabulary (a metric label)."""
+
+    SLA_BREACH = "sla_breach"  # a signal's percentile is over its target
+    OVERLOAD = "overload"  # the overload outcome rate passed its threshold
+    HEADROOM = "headroom"  # every target met and the limit is in use: grow
+    SLOW_START = "slow_start"  # first growth phase before any breach
+    IDLE = "idle"  # limit not in use: hold
+    THIN_DATA = "thin_data"  # not enough fresh samples: hold
+    WITHIN_BAND = "within_band"  # gradient: close enough to target
+    FIXED = "fixed"  # the fixed controller never moves
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,24 +54,39 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """The limit to use from now on; whether it moved is read against the observation."""
+
     limit: int
-    direction: Direction
-    cause: str  # bounded vocabulary, used as a metric label: see CAUSES
+    cause: Cause
     reason: str  # one human-readable sentence: what was seen and why the limit moved
     details: Mapping[str, float | int | str | None] = field(default_factory=dict)
 
 
-# Causes a controller may give; the metric label `cause` takes only these.
-CAUSES = (
-    "sla_breach",  # a signal's percentile is over its target
-    "overload",  # the overload outcome rate passed its threshold
-    "headroom",  # every target met and the limit is in use: grow
-    "slow_start",  # first growth phase before any breach
-    "idle",  # limit not in use: hold
-    "thin_data",  # not enough fresh samples: hold
-    "within_band",  # gradient: close enough to target
-    "fixed",  # the fixed controller never moves
-)
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What every adaptive controller is told by the operator, in one place."""
+
+    min_limit: int = 1
+    max_limit: int = 256
+    percentile: float = 0.9  # the percentile the SLA targets apply to
+    overload_threshold: float = 0.05  # overload outcome rate that triggers a decrease
+    utilization_threshold: float = 0.8  # grow only while peak inflight >= this x limit
+    min_completed: int = 20  # with no measured target, outcomes needed to judge
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_limit <= self.max_limit:
+            raise ValueError(
+                f"need 1 <= min_limit <= max_limit, got {self.min_limit}, {self.max_limit}"
+            )
+        if not 0 < self.percentile < 1:
+            raise ValueError("percentile must be in (0, 1)")
+        if not 0 <= self.overload_threshold <= 1 or not 0 < self.utilization_threshold <= 1:
+            raise ValueError("thresholds must be fractions")
+        if self.min_completed < 1:
+            raise ValueError("min_completed must be >= 1")
+
+    def clamp(self, limit: int) -> int:
+        return min(self.max_limit, max(self.min_limit, limit))
 
 
 class Controller(Protocol):

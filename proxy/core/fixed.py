@@ -6,13 +6,7 @@ it next to the adaptive controllers to show what adapting buys.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from proxy.core.aimd import direction
-from proxy.core.controller import Decision, Observation
-
-if TYPE_CHECKING:
-    from proxy.settings import Settings
+from proxy.core.controller import Cause, Decision, Observation
 
 
 class FixedController:
@@ -21,15 +15,10 @@ class FixedController:
             raise ValueError("limit must be at least 1")
         self.limit = limit
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FixedController:
-        return cls(settings.initial_limit)
-
     def decide(self, obs: Observation) -> Decision:
         return Decision(
             limit=self.limit,
-            direction=direction(obs.limit, self.limit),
-            cause="fixed",
+            cause=Cause.FIXED,
             reason=f"fixed limit {self.limit}: the fixed algorithm never moves it",
             details={"peak_inflight": obs.peak_inflight, "queued": obs.queued},
         )

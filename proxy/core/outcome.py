@@ -20,16 +20,27 @@ class UpstreamErrorKind(StrEnum):
     STATUS_5XX = "status_5xx"
 
 
-def classify(status: int | None, error: UpstreamErrorKind | None, client_gone: bool) -> Outcome:
-    """Overload beats everything: an upstream that failed us is evidence of load even
-    if the client also left. Then a client that left or a 4xx is ignored."""
-    if error is not None:
-        return Outcome.OVERLOAD
-    if status is not None and (status == 429 or status >= 500):
-        return Outcome.OVERLOAD
+def status_error(status: int) -> UpstreamErrorKind | None:
+    """The upstream answered, but with a status that says it is overloaded."""
+    if status == 429:
+        return UpstreamErrorKind.STATUS_429
+    if status >= 500:
+        return UpstreamErrorKind.STATUS_5XX
+    return None
+
+
+def classify(
+    status: int | None, error: UpstreamErrorKind | None, client_gone: bool
+) -> tuple[Outcome, UpstreamErrorKind | None]:
+    """The outcome and the upstream error it rests on, if any. Overload beats
+    everything: an upstream that failed us is evidence of load even if the client
+    also left. Then a client that left, or a 4xx, is ignored."""
+    kind = error if error is not None else (status_error(status) if status else None)
+    if kind is not None:
+        return Outcome.OVERLOAD, kind
     if client_gone or status is None or status >= 400:
-        return Outcome.IGNORED
-    return Outcome.SUCCESS
+        return Outcome.IGNORED, None
+    return Outcome.SUCCESS, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +50,13 @@ class Sample:
     outcome: Outcome
     status: int | None
     e2e: float
-    ttft: float | None = None  # first content chunk (first byte when not streamed)
+    ttft: float | None = None  # first content event of a streamed answer
     output_tokens: int | None = None
     prompt_tokens: int | None = None
     epoch: int = 0  # the limiter epoch the request was admitted under
     streamed: bool = False
     error: UpstreamErrorKind | None = None
+    client_left: bool = False  # the client went away before the answer was complete
 
     @property
     def tpot(self) -> float | None:
@@ -65,5 +77,5 @@ class Sample:
             return self.e2e
         raise KeyError(name)
 
-
-SIGNALS = ("ttft", "tpot", "e2e")
+    def values(self) -> dict[str, float | None]:
+        return {"ttft": self.signal("ttft"), "tpot": self.signal("tpot"), "e2e": self.e2e}

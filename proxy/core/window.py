@@ -22,26 +22,11 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from proxy.core.controller import Observation
-from proxy.core.outcome import SIGNALS, Outcome, Sample
-
-if TYPE_CHECKING:
-    from proxy.settings import Settings
-
-# q * n computed in floating point can land a hair above an integer (0.3 * 10);
-# without this the nearest rank would skip one sample.
-_RANK_EPSILON = 1e-9
-
-
-def nearest_rank(q: float, count: int) -> int:
-    """Index into `count` sorted values of the q-percentile (nearest-rank)."""
-    if not 0 < q <= 1:
-        raise ValueError(f"percentile must be in (0, 1], got {q}")
-    if count <= 0:
-        raise ValueError("no samples")
-    return min(count - 1, max(0, math.ceil(q * count - _RANK_EPSILON) - 1))
+from proxy.core.outcome import Outcome, Sample
+from proxy.core.sla import SIGNALS
+from proxy.core.stats import nearest_rank
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +168,6 @@ class SignalWindows:
     ) -> None:
         self.windows = {name: LatencyWindow(horizon, max_samples) for name in signals}
         self.outcomes = OutcomeCounter(horizon)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SignalWindows:
-        return cls(settings.window_seconds, settings.window_max_samples)
 
     def observe(self, sample: Sample, now: float) -> None:
         """Only successes are latency samples (an overload's latency is the upstream

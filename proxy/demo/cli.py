@@ -178,21 +178,31 @@ async def _demo_load(args: argparse.Namespace, url: str) -> None:
 
 
 async def _live(state: Any) -> None:
+    from proxy.admission import Listener
+
+    class Sheds(Listener):
+        count = 0
+
+        def shed(self, priority: object, reason: object) -> None:
+            self.count += 1
+
+    sheds = Sheds()
+    state.admission.subscribe(sheds)
     start = time.monotonic()
     last_shed = 0
     while True:
         await asyncio.sleep(1.0)
-        control, limiter = state.control, state.limiter
+        control, limiter = state.admission.control, state.admission.limiter
         tick = control.last
         # What the controller judged: fresh samples at the SLA percentile.
         seen = tick.observation.percentiles if tick is not None else {}
         reason = tick.decision.reason if tick is not None else ""
-        shed = control.tally.shed
+        shed = sheds.count
         print(
             f"{time.monotonic() - start:5.0f} {_Load.clients:5d} {limiter.limit:5d}"
             f" {limiter.inflight:5d} {limiter.queued:5d} {shed - last_shed:6d}"
-            f" {_vs(seen.get('ttft'), control.targets.get('ttft'))}"
-            f" {_vs(seen.get('tpot'), control.targets.get('tpot'))}  {reason}",
+            f" {_vs(seen.get('ttft'), control.sla.targets.get('ttft'))}"
+            f" {_vs(seen.get('tpot'), control.sla.targets.get('tpot'))}  {reason}",
             flush=True,
         )
         last_shed = shed

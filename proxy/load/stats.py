@@ -5,8 +5,9 @@ a request is good when it meets *every* given SLO, inclusively (`slo >= value`);
 TPOT is (e2e - ttft) / (output_tokens - 1) and is taken as 0 for a request with at
 most one output token; goodput = good requests / benchmark duration. vLLM takes the
 SLO values in milliseconds (`--goodput ttft:500 tpot:50 e2el:5000`); here they are
-seconds, or milliseconds with an `ms` suffix. Percentiles interpolate linearly
-between closest ranks, as numpy's default does.
+seconds, or milliseconds with an `ms` suffix. Percentiles are nearest-rank
+(`proxy.core.stats`), the definition the proxy's own window uses; vLLM interpolates
+linearly, which differs by less than one sample's gap.
 """
 
 from __future__ import annotations
@@ -16,20 +17,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from proxy.core.sla import within
+from proxy.core.stats import percentile_sorted
 from proxy.load.client import RequestResult
 
 _SLO_NAMES = {"ttft": "ttft", "tpot": "tpot", "e2e": "e2e", "e2el": "e2e"}
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """q in [0, 100]; linear interpolation (numpy's default method)."""
-    if not values:
-        raise ValueError("percentile of no values")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +34,10 @@ class Slo:
 
     def __bool__(self) -> bool:
         return any(v is not None for v in (self.ttft, self.tpot, self.e2e))
+
+    def targets(self) -> dict[str, float]:
+        given = {"ttft": self.ttft, "tpot": self.tpot, "e2e": self.e2e}
+        return {signal: value for signal, value in given.items() if value is not None}
 
     @classmethod
     def parse(cls, spec: str | None) -> Slo:
@@ -82,21 +78,11 @@ def _seconds(raw: str) -> float:
 
 
 def is_good(result: RequestResult, slo: Slo) -> bool:
-    """vLLM's test: succeeded and within every given SLO (inclusive)."""
-    if not result.ok:
-        return False
-    tpot = result.tpot if result.output_tokens > 1 else 0.0
-    checks = (
-        (slo.ttft, result.ttft),
-        (slo.tpot, tpot),
-        (slo.e2e, result.e2e),
-    )
-    for limit, value in checks:
-        if limit is None:
-            continue
-        if value is None or value > limit:
-            return False
-    return True
+    """vLLM's test: succeeded and within every given SLO (inclusive); the verdict is
+    `proxy.core.sla`'s, so a one-token answer's TPOT is not judged (vLLM counts it as
+    0, which meets any target)."""
+    values = {"ttft": result.ttft, "tpot": result.tpot, "e2e": result.e2e}
+    return result.ok and within(values, slo.targets())
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +96,12 @@ class Dist:
     def of(cls, values: Sequence[float]) -> Dist | None:
         if not values:
             return None
+        ordered = sorted(values)
         return cls(
             sum(values) / len(values),
-            percentile(values, 50),
-            percentile(values, 90),
-            percentile(values, 99),
+            percentile_sorted(ordered, 0.5),
+            percentile_sorted(ordered, 0.9),
+            percentile_sorted(ordered, 0.99),
         )
 
 

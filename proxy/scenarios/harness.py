@@ -17,12 +17,14 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from proxy.control import ControlLoop, Tick
-from proxy.core.outcome import SIGNALS, Outcome, Sample
+from proxy import factory
+from proxy.admission import Listener
+from proxy.control import Tick
+from proxy.core.outcome import Outcome, Sample
 from proxy.errors import Shed
-from proxy.limiter import Limiter
+from proxy.limiter import Priority
 from proxy.load.arrivals import Arrival, Load
-from proxy.settings import Priority, Settings
+from proxy.settings import Settings
 from proxy.sim.engine import Engine
 from proxy.sim.profiles import Profile
 from proxy.sim.runner import EngineRunner, SeqHandle
@@ -88,11 +90,9 @@ class RequestRecord:
 
     @property
     def tpot(self) -> float | None:
-        """vLLM bench's definition: 0 for a one-token answer."""
-        if self.e2e is None or self.ttft is None:
+        """None for a one-token answer: not judged (`proxy.core.sla`)."""
+        if self.e2e is None or self.ttft is None or self.output_tokens < 2:
             return None
-        if self.output_tokens < 2:
-            return 0.0
         return (self.e2e - self.ttft) / (self.output_tokens - 1)
 
 
@@ -131,26 +131,13 @@ class RunResult:
 
 
 class Replica:
-    """One proxy instance: exactly the admission objects `create_app` builds."""
+    """One proxy instance: exactly the admission objects the server builds."""
 
     def __init__(self, index: int, settings: Settings, clock: Callable[[], float]) -> None:
         self.index = index
         self.settings = settings
-        self.limiter = Limiter(settings.initial_limit, settings.queue_size, clock=clock)
-        self.control = ControlLoop(settings, self.limiter, clock=clock)
-        self.targets = settings.sla_targets()
-
-    def record(self, sample: Sample) -> None:
-        """`ProxyState.record` without the Prometheus side."""
-        if sample.outcome is not Outcome.SUCCESS:
-            self.control.observe(sample, met_sla=False)
-            return
-        all_met = True
-        for signal in SIGNALS:
-            value, target = sample.signal(signal), self.targets.get(signal)
-            if value is not None and target is not None:
-                all_met &= value <= target
-        self.control.observe(sample, met_sla=all_met)
+        self.admission, self.alert = factory.admission(settings, clock)
+        self.limiter = self.admission.limiter
 
 
 class Harness:
@@ -177,9 +164,9 @@ class Harness:
         self.runner.start()
         background = [self.loop.create_task(self._sample_engine())]
         background += [self.loop.create_task(self._fault(f)) for f in self.config.faults]
-        background += [
-            self.loop.create_task(r.control.run(self._on_tick(r))) for r in self.replicas
-        ]
+        for replica in self.replicas:
+            replica.admission.subscribe(_TickRecorder(self, replica))
+            background.append(self.loop.create_task(replica.admission.run()))
         requests: list[asyncio.Task[None]] = []
         try:
             for arrival in self.config.load.arrivals(self.config.seed, self.config.replicas):
@@ -207,14 +194,14 @@ class Harness:
             await self._generate(record)
             return
         replica = self.replicas[arrival.replica]
-        replica.control.tally.arrivals += 1
-        settings = replica.settings
         try:
-            async with replica.limiter.acquire(Priority.NORMAL, settings.queue_timeout) as permit:
-                record.queued = permit.queued_seconds
+            async with replica.admission.acquire(
+                Priority.NORMAL, replica.settings.queue_timeout
+            ) as ticket:
+                record.queued = ticket.queued_seconds
                 await self._generate(record)
                 assert record.e2e is not None
-                replica.record(
+                ticket.report(
                     Sample(
                         outcome=Outcome.SUCCESS,
                         status=200,
@@ -222,13 +209,12 @@ class Harness:
                         ttft=record.ttft,
                         output_tokens=record.output_tokens,
                         prompt_tokens=record.prompt_tokens,
-                        epoch=permit.epoch,
+                        epoch=ticket.epoch,
                         streamed=True,
                     )
                 )
         except Shed:
             record.shed = True
-            replica.control.tally.shed += 1
 
     async def _generate(self, record: RequestRecord) -> None:
         load = self.config.load
@@ -249,25 +235,6 @@ class Harness:
         finally:
             self.runner.release(handle)
 
-    def _on_tick(self, replica: Replica) -> Callable[[Tick], None]:
-        def on_tick(tick: Tick) -> None:
-            limiter = replica.limiter
-            self.result.ticks.append(
-                TickRecord(
-                    t=self.now(),
-                    replica=replica.index,
-                    limit=limiter.limit,
-                    previous_limit=tick.previous_limit,
-                    inflight=limiter.inflight,
-                    queued=limiter.queued,
-                    peak_inflight=tick.observation.peak_inflight,
-                    fresh=dict(tick.observation.percentiles),
-                    cause=tick.decision.cause,
-                )
-            )
-
-        return on_tick
-
     async def _sample_engine(self) -> None:
         engine = self.engine
         while True:
@@ -285,6 +252,30 @@ class Harness:
     async def _fault(self, fault: Fault) -> None:
         await asyncio.sleep(max(0.0, fault.at - self.now()))
         self.engine.slowdown = fault.slowdown
+
+
+class _TickRecorder(Listener):
+    """Every decision of one replica, with the state it left behind."""
+
+    def __init__(self, harness: Harness, replica: Replica) -> None:
+        self.harness = harness
+        self.replica = replica
+
+    def ticked(self, tick: Tick) -> None:
+        limiter = self.replica.limiter
+        self.harness.result.ticks.append(
+            TickRecord(
+                t=self.harness.now(),
+                replica=self.replica.index,
+                limit=limiter.limit,
+                previous_limit=tick.previous_limit,
+                inflight=limiter.inflight,
+                queued=limiter.queued,
+                peak_inflight=tick.observation.peak_inflight,
+                fresh=dict(tick.observation.percentiles),
+                cause=tick.decision.cause.value,
+            )
+        )
 
 
 async def _until(handle: SeqHandle, done: Callable[[], bool]) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from proxy.core.window import nearest_rank
+from proxy.core.sla import within
+from proxy.core.stats import percentile
 from proxy.scenarios.harness import RequestRecord, RunResult, TickRecord
 
 
@@ -48,13 +49,8 @@ def signal_value(r: RequestRecord, signal: str, client: bool = True) -> float | 
 
 
 def is_good(r: RequestRecord, targets: Mapping[str, float]) -> bool:
-    if not r.finished:
-        return False
-    for signal, target in targets.items():
-        value = signal_value(r, signal)
-        if value is None or value > target:
-            return False
-    return True
+    """Finished, and within every target as its client saw it."""
+    return r.finished and within({s: signal_value(r, s) for s in targets}, targets)
 
 
 def goodput(requests: Iterable[RequestRecord], targets: Mapping[str, float], span: Span) -> float:
@@ -71,12 +67,6 @@ def shed_ratio(requests: Iterable[RequestRecord], span: Span) -> float:
     return sum(r.shed for r in chosen) / len(chosen) if chosen else 0.0
 
 
-def percentile(values: Sequence[float], q: float = 0.9) -> float | None:
-    if not values:
-        return None
-    return sorted(values)[nearest_rank(q, len(values))]
-
-
 def signal_percentile(
     requests: Iterable[RequestRecord], signal: str, span: Span, *, client: bool = True
 ) -> float | None:
@@ -86,7 +76,7 @@ def signal_percentile(
         for r in in_span(requests, span)
         if r.finished and (v := signal_value(r, signal, client)) is not None
     ]
-    return percentile(values)
+    return percentile(values, 0.9)
 
 
 def rolling_percentile(
@@ -111,7 +101,7 @@ def rolling_percentile(
             hi += 1
         while lo < hi and done[lo][0] <= t - span:
             lo += 1
-        out.append(percentile([v for _, v in done[lo:hi]]))
+        out.append(percentile([v for _, v in done[lo:hi]], 0.9))
     return out
 
 
@@ -192,7 +182,6 @@ __all__ = [
     "mean_value",
     "peak_to_peak",
     "per_replica_throughput",
-    "percentile",
     "rolling_percentile",
     "settled_within",
     "shed_ratio",

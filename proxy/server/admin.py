@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from proxy.server import telemetry
+from proxy.core.sla import SIGNALS
+from proxy.metrics import QUANTILES
 from proxy.server.errors import error_middleware, json_error
 from proxy.server.state import STATE, ProxyState
 
@@ -30,16 +32,60 @@ def create_admin_app(state: ProxyState) -> web.Application:
 
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    telemetry.refresh_gauges(state)
-    body = generate_latest(state.metrics.registry)
+    state.refresh_gauges()
+    body = generate_latest(state.families.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def status(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.Response(
-        text=json.dumps(state.control.status(), indent=2), content_type="application/json"
+        text=json.dumps(status_of(state), indent=2), content_type="application/json"
     )
+
+
+def _label(q: float) -> str:
+    return f"p{q * 100:g}"
+
+
+def status_of(state: ProxyState) -> dict[str, Any]:
+    """The /status document: the limit, the queue, the window per signal, the last
+    decision and the alert."""
+    settings, limiter, control = state.settings, state.admission.limiter, state.admission.control
+    targets = control.sla.targets
+    signals = {}
+    for name, snap in control.window_snapshots().items():
+        target = targets.get(name)
+        signals[name] = {
+            **{_label(q): snap.percentile(q) for q in QUANTILES},
+            "at_sla_percentile": snap.percentile(control.sla.percentile),
+            "target": target,
+            "attainment": snap.attainment(target) if target is not None else None,
+            "samples": snap.count,
+        }
+    last = control.last
+    return {
+        "limit": limiter.limit,
+        "inflight": limiter.inflight,
+        "queued": limiter.queued,
+        "queued_by_priority": {p.value: n for p, n in limiter.queued_by_priority().items()},
+        "epoch": limiter.epoch,
+        "algorithm": settings.algorithm.value,
+        "bounds": {"min": settings.min_limit, "max": settings.max_limit},
+        "sla_percentile": control.sla.percentile,
+        "signals": {name: signals[name] for name in SIGNALS},
+        "last_decision": None
+        if last is None
+        else {
+            "direction": last.direction.value,
+            "cause": last.decision.cause.value,
+            "reason": last.decision.reason,
+            "from": last.previous_limit,
+            "to": last.decision.limit,
+            "details": dict(last.decision.details),
+        },
+        "alert": None if last is None else state.alert.snapshot.as_dict(),
+    }
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -13,10 +13,9 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from proxy.control import ControlLoop
-from proxy.limiter import Limiter
-from proxy.metrics import Metrics
-from proxy.server import admin, forward, telemetry
+from proxy import factory
+from proxy.metrics import Metrics, MetricsListener
+from proxy.server import admin, forward
 from proxy.server.alertmanager import AlertmanagerClient, AlertPusher
 from proxy.server.errors import ProxyRunner, error_middleware
 from proxy.server.state import STATE, ProxyState
@@ -25,14 +24,23 @@ from proxy.settings import Settings
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> web.Application:
-    metrics = Metrics(registry or CollectorRegistry(), settings.sla_targets())
-    limiter = Limiter(settings.initial_limit, settings.queue_size)
+    targets = settings.sla_targets()
+    families = Metrics(
+        registry or CollectorRegistry(),
+        targets,
+        percentile=settings.sla_percentile,
+        limit_bounds=(settings.min_limit, settings.max_limit),
+    )
+    admission, alert = factory.admission(settings)
+    metrics = MetricsListener(families, targets)
+    admission.subscribe(metrics)
+    alert.on_update(metrics.alert_updated)
     state = ProxyState(
-        settings=settings,
-        metrics=metrics,
-        limiter=limiter,
-        upstream=UpstreamHealth(settings.upstream_down_after, settings.upstream_probe_interval),
-        control=ControlLoop(settings, limiter),
+        settings,
+        admission,
+        alert,
+        metrics,
+        UpstreamHealth(settings.upstream_down_after, settings.upstream_probe_interval),
     )
     # client_max_size is enforced by forward.read_body with a JSON 413; aiohttp's own
     # check would only apply to request.read(), which the proxy does not use.
@@ -59,11 +67,12 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     )
     state._session = session
     if settings.alertmanager_url is not None:
-        state.pusher = _pusher(state, session, str(settings.alertmanager_url))
+        pusher = state.pusher = _pusher(state, session, str(settings.alertmanager_url))
+        state.alert.on_update(
+            lambda alert: pusher.update(alert.firing, alert.summary, alert.description)
+        )
     tasks = [
-        asyncio.create_task(
-            state.control.run(lambda tick: telemetry.on_tick(state, tick)), name="control-loop"
-        ),
+        asyncio.create_task(state.admission.run(), name="control-loop"),
         asyncio.create_task(
             state.upstream.probe_forever(session, settings.upstream_base), name="upstream-probe"
         ),
@@ -84,7 +93,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 
 
 def _pusher(state: ProxyState, session: aiohttp.ClientSession, url: str) -> AlertPusher:
-    settings, pushes = state.settings, state.metrics.alertmanager_pushes
+    settings, pushes = state.settings, state.families.alertmanager_pushes
     client = AlertmanagerClient(session, url, on_result=lambda result: pushes.labels(result).inc())
     return AlertPusher(
         client,

@@ -133,7 +133,7 @@ async def serve(settings: Settings) -> None:
         proxy.state.draining = True
         log.info(
             "draining: %d in flight get up to %g s; new requests and /readyz answer 503",
-            proxy.state.limiter.inflight,
+            proxy.state.admission.limiter.inflight,
             settings.shutdown_timeout,
         )
 

@@ -3,11 +3,12 @@
 Latencies are read from `time.perf_counter`: uvloop's `loop.time()` only ticks in
 whole milliseconds, too coarse for TPOT or the proxy's own overhead.
 
-Generation requests take a permit from the limiter first; the permit lives exactly
-as long as the upstream request (`async with`), so no path can leak it. Streams are
-relayed event by event as they arrive. A client that goes away cancels this
-handler (handler cancellation is on), which closes the upstream connection, so
-vLLM aborts the sequence and frees its KV cache.
+A generation request takes a ticket from admission first; the ticket lives exactly
+as long as the upstream request (`async with`), so no path can leak its permit, and
+its outcome goes back through the ticket. Everything else passes straight through.
+Streams are relayed event by event as they arrive. A client that goes away cancels
+this handler (handler cancellation is on), which closes the upstream connection,
+so vLLM aborts the sequence and frees its KV cache.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy.core.outcome import Outcome, Sample, UpstreamErrorKind, classify
-from proxy.errors import BadGateway, GatewayTimeout, ProxyError, Shed, UpstreamUnavailable
+from proxy.admission import Ticket
+from proxy.core.outcome import UpstreamErrorKind, status_error
+from proxy.errors import BadGateway, GatewayTimeout, ProxyError, UpstreamUnavailable
 from proxy.server.inbound import (
     QUEUE_HEADER,
     Plan,
@@ -35,10 +36,19 @@ from proxy.server.inbound import (
     read_body,
     upstream_headers,
 )
+from proxy.server.meter import RequestMeter
 from proxy.server.sse import SseRelay
-from proxy.server.state import STATE, CancelPhase, ProxyState
+from proxy.server.state import STATE, ProxyState
 
 log = logging.getLogger("sla_proxy.forward")
+
+# Client-facing messages say what happened, never where: the upstream's address and
+# the OS error go to the log and the metrics only.
+_MESSAGES = {
+    UpstreamErrorKind.CONNECT: "The upstream server could not be reached.",
+    UpstreamErrorKind.TIMEOUT: "The upstream server did not answer in time.",
+    UpstreamErrorKind.STREAM_CUT: "The upstream server broke off its answer.",
+}
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -51,259 +61,218 @@ async def handle(request: web.Request) -> web.StreamResponse:
         )
     body = await read_body(request, state.settings.max_body_bytes)
     plan = plan_request(request.method, request.path, body, state.admitted_paths)
-    if not plan.admitted:
-        state.upstream.check()
-        return await Forwarder(request, state, plan, arrived, queued=0.0, epoch=-1).run()
-    priority = priority_of(request, state.settings)
-    state.metrics.arrivals.labels(priority.value).inc()
-    state.control.tally.arrivals += 1
     state.upstream.check()
-    admitted = False
-    try:
-        async with state.limiter.acquire(
-            priority, queue_timeout_of(request, state.settings)
-        ) as permit:
-            admitted = True
-            state.metrics.queue_wait.labels(priority.value).observe(permit.queued_seconds)
-            forwarder = Forwarder(
-                request, state, plan, arrived, permit.queued_seconds, permit.epoch
-            )
-            return await forwarder.run()
-    except asyncio.CancelledError:
-        if not admitted:
-            state.metrics.cancellations.labels(CancelPhase.QUEUED.value).inc()
-        raise
-    except Shed as shed:
-        state.metrics.shed.labels(shed.reason.value, priority.value).inc()
-        state.control.tally.shed += 1
-        raise
-
-
-class Forwarder:
-    """Sends one request upstream and relays the answer; records what happened."""
-
-    def __init__(
-        self,
-        request: web.Request,
-        state: ProxyState,
-        plan: Plan,
-        arrived: float,
-        queued: float,
-        epoch: int,
-    ) -> None:
-        self.request = request
-        self.state = state
-        self.plan = plan
-        self.arrived = arrived
-        self.queued = queued
-        self.epoch = epoch
-        self.sent = 0.0
-        self.ttft: float | None = None
-        self.status: int | None = None
-        self.error: UpstreamErrorKind | None = None
-        self.client_gone = False
-        self.usage: dict[str, Any] | None = None
-        self.content_events = 0
-
-    async def run(self) -> web.StreamResponse:
-        settings = self.state.settings
-        url = f"{settings.upstream_base}{self.request.rel_url}"
-        self.sent = time.perf_counter()
-        self.state.metrics.overhead.observe(max(0.0, self.sent - self.arrived - self.queued))
+    if not plan.admitted:
+        return await _passthrough(request, state, plan, arrived)
+    priority = priority_of(request, state.settings)
+    async with state.admission.acquire(
+        priority, queue_timeout_of(request, state.settings)
+    ) as ticket:
+        sent = time.perf_counter()
+        state.overhead.observe(max(0.0, sent - arrived - ticket.queued_seconds))
+        meter = RequestMeter(sent, streamed=plan.streamed, epoch=ticket.epoch)
         try:
-            try:
-                async with asyncio.timeout(settings.first_byte_timeout):
-                    upstream = await self.state.session.request(
-                        self.request.method,
-                        url,
-                        headers=upstream_headers(self.request),
-                        data=self.plan.body or None,
-                        allow_redirects=False,
-                    )
-            except TimeoutError as exc:
-                raise self._fail(
-                    UpstreamErrorKind.TIMEOUT,
-                    GatewayTimeout(
-                        f"The upstream sent no response within {settings.first_byte_timeout:g} s."
-                    ),
-                ) from exc
-            except aiohttp.ClientConnectorError as exc:
-                self.state.upstream.record_connect_failure()
-                raise self._fail(
-                    UpstreamErrorKind.CONNECT,
-                    BadGateway(f"Cannot connect to the upstream server: {exc.os_error or exc}"),
-                ) from exc
-            except aiohttp.ClientError as exc:
-                raise self._fail(
-                    UpstreamErrorKind.CONNECT,
-                    BadGateway(
-                        f"The upstream server failed before answering: {exc.__class__.__name__}"
-                    ),
-                ) from exc
-            self.state.upstream.record_ok()
-            self.status = upstream.status
-            if upstream.status == 429 or upstream.status >= 500:
-                kind = (
-                    UpstreamErrorKind.STATUS_429
-                    if upstream.status == 429
-                    else (UpstreamErrorKind.STATUS_5XX)
-                )
-                self.state.metrics.upstream_errors.labels(kind.value).inc()
-            if self.ttft is None and not self.plan.streamed:
-                self.ttft = time.perf_counter() - self.sent
-            try:
-                if not self.plan.admitted:  # anything else streams through untouched
-                    return await self._relay_stream(upstream, None)
-                if self.plan.streamed and upstream.status == 200:
-                    relay = SseRelay(strip_usage=self.plan.strip_usage)
-                    return await self._relay_stream(upstream, relay)
-                return await self._relay_whole(upstream)
-            finally:
-                # Closing (not releasing) drops the connection if the body was not read
-                # to the end: that is what makes vLLM abort the request.
-                upstream.close()
+            return await _forward(request, state, plan, ticket, meter)
         except asyncio.CancelledError:
-            self.client_gone = True
-            phase = CancelPhase.STREAMING if self.ttft is not None else CancelPhase.BEFORE_FIRST
-            self.state.metrics.cancellations.labels(phase.value).inc()
+            meter.left()
             raise
         finally:
-            self._record()
+            ticket.report(meter.sample(time.perf_counter()))
 
-    def _fail(self, kind: UpstreamErrorKind, error: ProxyError) -> ProxyError:
-        self.error = kind
-        self.state.metrics.upstream_errors.labels(kind.value).inc()
-        return error
 
-    def _response_headers(self, upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+async def _passthrough(
+    request: web.Request, state: ProxyState, plan: Plan, arrived: float
+) -> web.StreamResponse:
+    """Not a generation request: relayed as it is, no permit, no sample."""
+    state.overhead.observe(max(0.0, time.perf_counter() - arrived))
+    try:
+        upstream = await _send(request, state, plan.body)
+    except _UpstreamFailed as failed:
+        raise failed.answer() from failed
+    try:
+        return await _relay_raw(request, state, upstream, client_headers(upstream.headers))
+    finally:
+        upstream.close()
+
+
+async def _forward(
+    request: web.Request, state: ProxyState, plan: Plan, ticket: Ticket, meter: RequestMeter
+) -> web.StreamResponse:
+    try:
+        upstream = await _send(request, state, plan.body)
+    except _UpstreamFailed as failed:
+        meter.failed(failed.kind)
+        raise failed.answer() from failed
+    try:
+        meter.answered(upstream.status)
+        kind = status_error(upstream.status)
+        if kind is not None:
+            state.upstream_error(kind)
         headers = client_headers(upstream.headers)
-        if self.epoch >= 0:
-            headers[QUEUE_HEADER] = f"{self.queued * 1000:.1f}"
-        return headers
+        headers[QUEUE_HEADER] = f"{ticket.queued_seconds * 1000:.1f}"
+        if plan.streamed and upstream.status == 200:
+            relay = SseRelay(strip_usage=plan.strip_usage)
+            return await _relay_events(request, state, upstream, headers, relay, meter)
+        return await _relay_whole(state, upstream, headers, meter)
+    finally:
+        # Closing (not releasing) drops the connection if the body was not read to
+        # the end: that is what makes vLLM abort the request.
+        upstream.close()
 
-    async def _relay_whole(self, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+
+async def _send(request: web.Request, state: ProxyState, body: bytes) -> aiohttp.ClientResponse:
+    """The upstream's response headers; a failure before them raises `_UpstreamFailed`."""
+    settings = state.settings
+    url = f"{settings.upstream_base}{request.rel_url}"
+    try:
+        async with asyncio.timeout(settings.first_byte_timeout):
+            upstream = await state.session.request(
+                request.method,
+                url,
+                headers=upstream_headers(request),
+                data=body or None,
+                allow_redirects=False,
+            )
+    except TimeoutError as exc:
+        log.warning("upstream sent no response within %g s", settings.first_byte_timeout)
+        raise _failed(state, UpstreamErrorKind.TIMEOUT) from exc
+    except aiohttp.ClientConnectorError as exc:
+        log.warning("cannot connect to the upstream %s: %s", settings.upstream_base, exc)
+        state.upstream.record_connect_failure()
+        raise _failed(state, UpstreamErrorKind.CONNECT) from exc
+    except aiohttp.ClientError as exc:
+        log.warning("upstream failed before answering: %r", exc)
+        raise _failed(state, UpstreamErrorKind.CONNECT) from exc
+    state.upstream.record_ok()
+    return upstream
+
+
+async def _chunks(state: ProxyState, upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The upstream's body as it arrives; silence or a broken connection raise."""
+    idle = state.settings.idle_read_timeout
+    while True:
         try:
-            body = b"".join([chunk async for chunk in self._chunks(upstream)])
-        except _UpstreamFailed as failed:
-            answer = GatewayTimeout if failed.kind is UpstreamErrorKind.TIMEOUT else BadGateway
-            raise self._fail(failed.kind, answer(f"The {failed}.")) from failed
-        if self.plan.admitted and upstream.status == 200:
-            self.usage = _usage_of(body)
-        return web.Response(
-            status=upstream.status, headers=self._response_headers(upstream), body=body
-        )
-
-    async def _chunks(self, upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        """The upstream's body as it arrives; silence or a broken connection raise."""
-        idle = self.state.settings.idle_read_timeout
-        while True:
-            try:
-                async with asyncio.timeout(idle):
-                    chunk = await upstream.content.readany()
-            except TimeoutError as exc:
-                message = f"upstream sent nothing for {idle:g} s"
-                raise _UpstreamFailed(UpstreamErrorKind.TIMEOUT, message) from exc
-            except aiohttp.ClientError as exc:
-                message = "upstream closed the connection before the answer was complete"
-                raise _UpstreamFailed(UpstreamErrorKind.STREAM_CUT, message) from exc
-            if not chunk:
-                return
-            yield chunk
-
-    async def _relay_stream(
-        self, upstream: aiohttp.ClientResponse, relay: SseRelay | None
-    ) -> web.StreamResponse:
-        """Relay as it arrives: event by event through `relay`, or bytes as they are."""
-        response = web.StreamResponse(
-            status=upstream.status, headers=self._response_headers(upstream)
-        )
-        await response.prepare(self.request)
-        failure: _UpstreamFailed | None = None
-        try:
-            try:
-                async for chunk in self._chunks(upstream):
-                    if relay is None:
-                        await response.write(chunk)
-                        continue
-                    out, first = relay.feed(chunk)
-                    if first:
-                        self.ttft = time.perf_counter() - self.sent
-                    if out:
-                        await response.write(out)
-            except _UpstreamFailed as failed:
-                failure = failed
-            if relay is None:
-                if failure is not None and self.request.transport is not None:
-                    # No event format to report the failure in: cut the client's
-                    # connection too, so it cannot take a truncated body for whole.
-                    self.request.transport.abort()
-                    return response
-            else:
-                if failure is None and relay.flush().strip():
-                    failure = _UpstreamFailed(
-                        UpstreamErrorKind.STREAM_CUT, "upstream ended mid-event"
-                    )
-                if failure is not None:
-                    self._fail(failure.kind, BadGateway(str(failure)))
-                    await response.write(_stream_error(failure))
-                self.usage = relay.usage
-                self.content_events = relay.content_events
-            await response.write_eof()
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            self.client_gone = True
-            self.state.metrics.cancellations.labels(CancelPhase.STREAMING.value).inc()
-        return response
-
-    def _record(self) -> None:
-        if not self.plan.admitted:
+            async with asyncio.timeout(idle):
+                chunk = await upstream.content.readany()
+        except TimeoutError as exc:
+            log.warning("upstream sent nothing for %g s mid-answer", idle)
+            raise _failed(state, UpstreamErrorKind.TIMEOUT) from exc
+        except aiohttp.ClientError as exc:
+            log.warning("upstream closed the connection mid-answer: %r", exc)
+            raise _failed(state, UpstreamErrorKind.STREAM_CUT) from exc
+        if not chunk:
             return
-        end = time.perf_counter()
-        tokens: int | None = None
-        prompt: int | None = None
-        if self.usage is not None:
-            tokens = _int_or_none(self.usage.get("completion_tokens"))
-            prompt = _int_or_none(self.usage.get("prompt_tokens"))
-        elif self.plan.streamed and self.content_events:
-            tokens = self.content_events  # one token per chunk is vLLM's default
-        outcome = classify(self.status, self.error, self.client_gone)
-        sample = Sample(
-            outcome=outcome,
-            status=self.status,
-            e2e=end - self.sent,
-            ttft=self.ttft if outcome is Outcome.SUCCESS else None,
-            output_tokens=tokens,
-            prompt_tokens=prompt,
-            epoch=self.epoch,
-            streamed=self.plan.streamed,
-            error=self.error,
-        )
-        self.state.record(sample)
+        yield chunk
+
+
+async def _relay_whole(
+    state: ProxyState,
+    upstream: aiohttp.ClientResponse,
+    headers: CIMultiDict[str],
+    meter: RequestMeter,
+) -> web.StreamResponse:
+    try:
+        body = b"".join([chunk async for chunk in _chunks(state, upstream)])
+    except _UpstreamFailed as failed:
+        meter.failed(failed.kind)
+        raise failed.answer() from failed
+    if upstream.status == 200:
+        meter.usage = _usage_of(body)
+    return web.Response(status=upstream.status, headers=headers, body=body)
+
+
+async def _relay_raw(
+    request: web.Request,
+    state: ProxyState,
+    upstream: aiohttp.ClientResponse,
+    headers: CIMultiDict[str],
+) -> web.StreamResponse:
+    """Bytes as they arrive. On a failure mid-body there is no event format to report
+    it in: cut the client's connection too, so it cannot take a truncated body for whole."""
+    response = web.StreamResponse(status=upstream.status, headers=headers)
+    await response.prepare(request)
+    try:
+        async for chunk in _chunks(state, upstream):
+            await response.write(chunk)
+    except _UpstreamFailed:
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        return response  # the client left
+    await response.write_eof()
+    return response
+
+
+async def _relay_events(
+    request: web.Request,
+    state: ProxyState,
+    upstream: aiohttp.ClientResponse,
+    headers: CIMultiDict[str],
+    relay: SseRelay,
+    meter: RequestMeter,
+) -> web.StreamResponse:
+    """Event by event through `relay`. On a failure mid-stream the client gets an SSE
+    error event, as vLLM sends, so the OpenAI SDK raises instead of returning a
+    truncated answer."""
+    response = web.StreamResponse(status=upstream.status, headers=headers)
+    await response.prepare(request)
+    failure: _UpstreamFailed | None = None
+    try:
+        try:
+            async for chunk in _chunks(state, upstream):
+                out, first = relay.feed(chunk)
+                if first:
+                    meter.first_content(time.perf_counter())
+                if out:
+                    await response.write(out)
+        except _UpstreamFailed as failed:
+            failure = failed
+        if failure is None and relay.flush().strip():
+            log.warning("upstream ended its stream mid-event")
+            failure = _failed(state, UpstreamErrorKind.STREAM_CUT)
+        meter.streamed_events(relay.content_events, relay.usage)
+        if failure is not None:
+            meter.failed(failure.kind)
+            await response.write(_stream_error(failure.kind))
+        await response.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        meter.left()
+    return response
+
+
+def _failed(state: ProxyState, kind: UpstreamErrorKind) -> _UpstreamFailed:
+    state.upstream_error(kind)
+    return _UpstreamFailed(kind)
 
 
 class _UpstreamFailed(Exception):
-    """The upstream broke off an answer it had begun (silence or a closed connection)."""
+    """The upstream failed: before answering, or mid-answer (silence, a closed connection)."""
 
-    def __init__(self, kind: UpstreamErrorKind, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, kind: UpstreamErrorKind) -> None:
+        super().__init__(kind.value)
         self.kind = kind
 
+    def answer(self) -> ProxyError:
+        message = _MESSAGES.get(self.kind, "The upstream server failed.")
+        if self.kind is UpstreamErrorKind.TIMEOUT:
+            return GatewayTimeout(message)
+        return BadGateway(message)
 
-def _stream_error(failure: _UpstreamFailed) -> bytes:
-    """An SSE error event, as vLLM sends on a failure mid-stream: the OpenAI SDK raises
-    APIError on it instead of taking a truncated answer for a complete one."""
-    code = f"upstream_{failure.kind.value}"
-    error = {"message": str(failure), "type": "bad_gateway", "code": code}
+
+def _stream_error(kind: UpstreamErrorKind) -> bytes:
+    error = {
+        "message": _MESSAGES.get(kind, "The upstream server failed."),
+        "type": "bad_gateway",
+        "code": f"upstream_{kind.value}",
+    }
     return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
 
 
-def _usage_of(body: bytes) -> dict[str, Any] | None:
+def _usage_of(body: bytes) -> dict[str, object] | None:
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     usage = payload.get("usage") if isinstance(payload, dict) else None
     return usage if isinstance(usage, dict) else None
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

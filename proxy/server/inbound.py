@@ -12,7 +12,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.errors import BodyTooLarge
-from proxy.settings import Priority, Settings
+from proxy.limiter import Priority
+from proxy.settings import Settings
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus what aiohttp recomputes itself.
 _HOP_BY_HOP = frozenset(
@@ -80,7 +81,7 @@ def priority_of(request: web.Request, settings: Settings) -> Priority:
     if auth.lower().startswith("bearer "):
         mapped = settings.api_key_priorities.get(auth[7:].strip())
         if mapped is not None:
-            return mapped
+            return Priority(mapped)
     return Priority.NORMAL
 
 

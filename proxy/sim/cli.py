@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
 
 from proxy.sim.profiles import DEFAULT_PROFILE, PROFILES
 
@@ -77,9 +76,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         uvloop.run(_serve(args))
     return 0
-
-
-if __name__ == "__main__":
-    from proxy.cli import main
-
-    sys.exit(main(["sim", *sys.argv[1:]]))

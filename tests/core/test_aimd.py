@@ -2,15 +2,20 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.core.aimd import AIMDController, percentile_label
-from proxy.core.controller import CAUSES, Direction
+from proxy.core.aimd import AIMDController
+from proxy.core.controller import Cause, Direction
+from proxy.core.evidence import percentile_label
+from tests.helpers.controllers import ObsFactory, Probe, split_policy
 
-from .conftest import ObsFactory
+
+def aimd(**kwargs: float) -> Probe:
+    policy, own = split_policy(kwargs)
+    return Probe(AIMDController(policy, **own))
 
 
-def additive(**kwargs: float) -> AIMDController:
+def additive(**kwargs: float) -> Probe:
     """An AIMD past slow start, growing by the configured step."""
-    return AIMDController(slow_start_factor=1.0, **kwargs)  # type: ignore[arg-type]
+    return aimd(slow_start_factor=1.0, **kwargs)
 
 
 def test_grows_by_step_when_busy_and_under_target(make_obs: ObsFactory) -> None:
@@ -128,13 +133,13 @@ def test_no_double_decrease_on_fresh_thin_evidence(make_obs: ObsFactory) -> None
 
 
 def test_slow_start_grows_multiplicatively_well_under_target(make_obs: ObsFactory) -> None:
-    controller = AIMDController(slow_start_factor=1.5)
+    controller = aimd(slow_start_factor=1.5)
     decision = controller.decide(make_obs(limit=8, percentiles={"ttft": 0.1}))
     assert (decision.limit, decision.cause) == (12, "slow_start")
 
 
 def test_slow_start_growth_tapers_near_target(make_obs: ObsFactory) -> None:
-    controller = AIMDController(slow_start_factor=1.5, slow_start_below=0.8)
+    controller = aimd(slow_start_factor=1.5, slow_start_below=0.8)
     near = controller.decide(make_obs(limit=100, percentiles={"ttft": 0.27}))  # 90%
     at = controller.decide(make_obs(limit=100, percentiles={"ttft": 0.3}))  # 100%
     assert 124 <= near.limit <= 125  # x1.25, half of the full x1.5
@@ -142,7 +147,7 @@ def test_slow_start_growth_tapers_near_target(make_obs: ObsFactory) -> None:
 
 
 def test_slow_start_ends_at_first_decrease_then_additive(make_obs: ObsFactory) -> None:
-    controller = AIMDController(slow_start_factor=2.0, increase_step=1)
+    controller = aimd(slow_start_factor=2.0, increase_step=1)
     assert controller.decide(make_obs(limit=8)).limit == 16
     assert controller.decide(make_obs(limit=16, percentiles={"ttft": 0.33})).limit == 14
     after = controller.decide(make_obs(limit=14, percentiles={"ttft": 0.28}))  # 93%
@@ -155,7 +160,7 @@ def test_far_under_target_after_slow_start_regrows_multiplicatively(
 ) -> None:
     """Capacity came back (latency at a third of target): follow it in a few
     decisions instead of +1 per fresh window."""
-    controller = AIMDController(slow_start_factor=1.5, increase_step=1)
+    controller = aimd(slow_start_factor=1.5, increase_step=1)
     controller.decide(make_obs(limit=100, percentiles={"ttft": 0.6}))  # ends slow start
     far = controller.decide(make_obs(limit=50, percentiles={"ttft": 0.1}))
     assert (far.limit, far.cause) == (75, "headroom")
@@ -182,7 +187,7 @@ def test_target_never_measured_by_traffic_does_not_block_growth(make_obs: ObsFac
 
 
 def test_decisions_use_known_causes_and_carry_details(make_obs: ObsFactory) -> None:
-    controller = AIMDController()
+    controller = aimd()
     observations = [
         make_obs(),
         make_obs(peak_inflight=0),
@@ -193,7 +198,7 @@ def test_decisions_use_known_causes_and_carry_details(make_obs: ObsFactory) -> N
     ]
     for obs in observations:
         decision = controller.decide(obs)
-        assert decision.cause in CAUSES
+        assert decision.cause in set(Cause)
         assert decision.reason
         assert decision.details["peak_inflight"] == obs.peak_inflight
 
@@ -205,4 +210,4 @@ def test_percentile_label(q: float, label: str) -> None:
 
 def test_rejects_inconsistent_bounds() -> None:
     with pytest.raises(ValueError):
-        AIMDController(min_limit=10, max_limit=5)
+        aimd(min_limit=10, max_limit=5)

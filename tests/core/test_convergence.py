@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.core.aimd import AIMDController
-from proxy.core.controller import Controller, Observation
+from proxy.core.controller import Controller, Observation, Policy
 from proxy.core.gradient import GradientController
 
 TARGET = 0.3
@@ -47,7 +47,7 @@ def run(controller: Controller, oracle: int, seconds: int, e2e: float = 1.0) -> 
 
 @pytest.mark.parametrize("oracle", [64, 160])
 def test_aimd_reaches_the_knee_well_within_a_minute(oracle: int) -> None:
-    history = run(AIMDController(min_completed=MIN_SAMPLES), oracle, seconds=60)
+    history = run(AIMDController(Policy(min_completed=MIN_SAMPLES)), oracle, seconds=60)
     reached = next(t for t, limit in enumerate(history, 1) if limit >= 0.8 * oracle)
     assert reached <= 30
     settled = history[-20:]
@@ -56,7 +56,7 @@ def test_aimd_reaches_the_knee_well_within_a_minute(oracle: int) -> None:
 
 @pytest.mark.parametrize("oracle", [64, 160])
 def test_gradient_settles_just_under_the_knee(oracle: int) -> None:
-    controller = GradientController(initial_limit=8, min_completed=MIN_SAMPLES)
+    controller = GradientController(Policy(min_completed=MIN_SAMPLES), initial_limit=8)
     history = run(controller, oracle, seconds=300)
     settled = history[-30:]
     assert 0.85 * oracle <= min(settled) and max(settled) <= oracle

@@ -4,8 +4,7 @@ import pytest
 
 from proxy.core.controller import Direction
 from proxy.core.fixed import FixedController
-
-from .conftest import ObsFactory
+from tests.helpers.controllers import ObsFactory, Probe
 
 
 @pytest.mark.parametrize(
@@ -18,10 +17,10 @@ from .conftest import ObsFactory
     ],
 )
 def test_never_moves(make_obs: ObsFactory, obs_kwargs: dict[str, object]) -> None:
-    decision = FixedController(32).decide(make_obs(limit=32, **obs_kwargs))
+    decision = Probe(FixedController(32)).decide(make_obs(limit=32, **obs_kwargs))
     assert (decision.limit, decision.direction, decision.cause) == (32, Direction.HOLD, "fixed")
 
 
 def test_restores_its_limit_if_moved_elsewhere(make_obs: ObsFactory) -> None:
-    decision = FixedController(32).decide(make_obs(limit=20))
+    decision = Probe(FixedController(32)).decide(make_obs(limit=20))
     assert (decision.limit, decision.direction) == (32, Direction.UP)

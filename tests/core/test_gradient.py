@@ -6,12 +6,12 @@ import pytest
 
 from proxy.core.controller import Direction
 from proxy.core.gradient import GradientController
+from tests.helpers.controllers import ObsFactory, Probe, split_policy
 
-from .conftest import ObsFactory
 
-
-def gradient(limit: int = 64, **kwargs: float) -> GradientController:
-    return GradientController(initial_limit=limit, **kwargs)  # type: ignore[arg-type]
+def gradient(limit: int = 64, **kwargs: float) -> Probe:
+    policy, own = split_policy(kwargs)
+    return Probe(GradientController(policy, initial_limit=limit, **own))
 
 
 def test_breach_moves_down_by_smoothed_gradient(make_obs: ObsFactory) -> None:

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.core.outcome import Outcome, Sample
-from proxy.core.window import LatencyWindow, OutcomeCounter, SignalWindows, nearest_rank
+from proxy.core.stats import nearest_rank
+from proxy.core.window import LatencyWindow, OutcomeCounter, SignalWindows
 
 latencies = st.lists(
     st.floats(min_value=0, max_value=1e4, allow_nan=False, allow_infinity=False),

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from limiter_clients import Client
-from limiter_vtime import now, run_virtual, settle
 
 from proxy.errors import ShedReason
-from proxy.limiter import Limiter
-from proxy.settings import Priority
+from proxy.limiter import Limiter, Priority
+from tests.helpers.clients import Client
+from tests.helpers.vtime import now, run_virtual, settle
 
 _EPS = 1e-5
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from limiter_clients import Client, arrivals
-from limiter_vtime import now, settle, virtual_time
 
 from proxy.errors import ShedReason
-from proxy.limiter import RETRY_AFTER_MAX, RETRY_AFTER_MIN, Limiter
-from proxy.settings import Priority
+from proxy.limiter import RETRY_AFTER_MAX, RETRY_AFTER_MIN, Limiter, Priority
+from tests.helpers.clients import Client, arrivals
+from tests.helpers.vtime import now, settle, virtual_time
 
 HIGH, NORMAL, LOW = Priority.HIGH, Priority.NORMAL, Priority.LOW
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from proxy.admission import Listener
+from proxy.errors import ShedReason
+from proxy.limiter import Priority
 from proxy.load.arrivals import Load
 from proxy.scenarios import harness
 from proxy.scenarios.cli import SCENARIOS, _parse_overrides, configure
@@ -23,6 +26,7 @@ from proxy.scenarios.metrics import (
 from proxy.scenarios.vtime import run_virtual
 from proxy.settings import Settings
 from proxy.sim.profiles import get_profile
+from tests.helpers.settings import make_settings
 
 PROFILE = get_profile("h100-llama3-8b")
 OVERLOAD = 110.0  # req/s: about twice what this profile serves at the SLA below
@@ -30,7 +34,18 @@ SLA = {"sla_ttft": 0.5, "sla_tpot": 0.025, "queue_timeout": 0.25}
 
 
 def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **{**SLA, **values})  # type: ignore[arg-type]
+    return make_settings(**{**SLA, **values})
+
+
+class Counts(Listener):
+    def __init__(self) -> None:
+        self.arrivals = self.shed_ = 0
+
+    def arrived(self, priority: Priority) -> None:
+        self.arrivals += 1
+
+    def shed(self, priority: Priority, reason: ShedReason) -> None:
+        self.shed_ += 1
 
 
 class CheckedHarness(Harness):
@@ -40,6 +55,9 @@ class CheckedHarness(Harness):
     def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
         self.at_send: list[tuple[int, int]] = []
+        self.counts = [Counts() for _ in self.replicas]
+        for replica, counts in zip(self.replicas, self.counts, strict=True):
+            replica.admission.subscribe(counts)
 
     async def _generate(self, record: RequestRecord) -> None:
         for replica in self.replicas:
@@ -82,8 +100,8 @@ def test_requests_are_conserved(overload: tuple[RunResult, CheckedHarness]) -> N
     shed = sum(r.shed for r in result.requests)
     assert len(result.requests) == len(arrivals)
     assert served + shed + result.unfinished == len(arrivals)
-    tally = h.replicas[0].control.tally
-    assert (tally.arrivals, tally.shed) == (len(arrivals), shed)
+    counts = h.counts[0]
+    assert (counts.arrivals, counts.shed_) == (len(arrivals), shed)
 
 
 def test_step_overload_brings_a_high_limit_down(
@@ -108,7 +126,7 @@ def test_replicas_split_arrivals_and_each_admits_within_its_limit() -> None:
     result, h = checked_run(RunConfig(PROFILE, load, settings(), replicas=3, seed=3))
     assert {r.replica for r in result.requests} == {0, 1, 2}
     assert all(inflight <= limit for inflight, limit in h.at_send)
-    assert sum(r.control.tally.arrivals for r in h.replicas) == len(result.requests)
+    assert sum(c.arrivals for c in h.counts) == len(result.requests)
 
 
 def test_slowdown_fault_applies_from_its_time() -> None:

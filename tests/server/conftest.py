@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
 from proxy.server.app import RunningProxy, running_proxy
-from proxy.settings import Settings
 from proxy.sim.app import SimHandle, running_sim
-from tests.helpers.polling import eventually
-
-__all__ = ["ProxyFactory", "eventually", "proxy_settings"]
-
-SIM_SPEED = 20.0  # cpu-tiny at 20x: a 64-token answer takes a few tens of ms
-
-
-def proxy_settings(upstream: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "upstream": upstream,
-        "port": 0,
-        "admin_port": 0,
-        "control_interval": 0.05,
-        "window_min_samples": 5,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-ProxyFactory = Callable[..., AbstractAsyncContextManager[RunningProxy]]
+from tests.helpers.settings import SIM_SPEED, ProxyFactory, proxy_settings
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ import aiohttp
 from proxy.server.app import running_proxy
 from proxy.sim.app import SimHandle, running_sim
 from proxy.sim.profiles import get_profile
-from tests.server.conftest import eventually, proxy_settings
+from tests.helpers.metrics import metric
+from tests.helpers.polling import eventually
+from tests.helpers.settings import proxy_settings
 
 SPEED = 2.0
 CLIENTS = 12
@@ -38,9 +40,14 @@ async def test_limit_follows_a_slowdown_down_and_back_up() -> None:
             queue_size=64,
         )
         async with running_proxy(config) as proxy, load(proxy.url, CLIENTS):
-            limiter = proxy.state.limiter
+            limiter = proxy.state.admission.limiter
             await eventually(
-                lambda: proxy.state.control.tally.served_at_sla >= 30, within=30, what="warm-up"
+                lambda: (
+                    metric(proxy.state, "proxy_sla_requests_total", signal="all", result="met")
+                    >= 30
+                ),
+                within=30,
+                what="warm-up",
             )
             await eventually(lambda: limiter.limit == LIMIT, within=30, what="healthy at cap")
 
@@ -49,13 +56,14 @@ async def test_limit_follows_a_slowdown_down_and_back_up() -> None:
 
             sim.clear_faults()
             await eventually(lambda: limiter.limit >= LIMIT - 1, within=30, what="recovered")
-        changes = proxy.state.metrics.limit_changes
-        assert changes.labels("down", "sla_breach")._value.get() >= 1
-        assert (
-            changes.labels("up", "headroom")._value.get()
-            + changes.labels("up", "slow_start")._value.get()
-            >= 1
-        )
+
+        def changes(direction: str, cause: str) -> float:
+            return metric(
+                proxy.state, "proxy_limit_changes_total", direction=direction, cause=cause
+            )
+
+        assert changes("down", "sla_breach") >= 1
+        assert changes("up", "headroom") + changes("up", "slow_start") >= 1
 
 
 def slow(sim: SimHandle, factor: float) -> None:

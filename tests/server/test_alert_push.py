@@ -16,7 +16,9 @@ from aiohttp import web
 from proxy.server.app import running_proxy
 from proxy.settings import Settings
 from proxy.sim.app import SimHandle
-from tests.server.conftest import eventually, proxy_settings
+from tests.helpers.metrics import metric
+from tests.helpers.polling import eventually
+from tests.helpers.settings import proxy_settings
 
 CHAT = {
     "model": "tiny-llama",
@@ -90,14 +92,15 @@ async def test_capacity_alert_fires_and_resolves_through_the_push_path(
         await load
         await eventually(
             lambda: (
-                proxy.state.control.last is not None and not proxy.state.control.last.alert.firing
+                proxy.state.admission.control.last is not None
+                and not proxy.state.alert.snapshot.firing
             ),
             within=15,
             what="alert resolved",
         )
         await eventually(lambda: len(received) >= 2, within=5, what="resolution pushed")
         assert received[-1]["startsAt"] == firing["startsAt"]
-        pushes = proxy.state.metrics.alertmanager_pushes.labels("ok")._value.get()
+        pushes = metric(proxy.state, "proxy_alertmanager_pushes_total", result="ok")
         assert pushes >= 2
 
 
@@ -105,9 +108,8 @@ async def test_unreachable_alertmanager_never_breaks_serving(sim: SimHandle) -> 
     async with running_proxy(shedding_proxy(sim.url, "http://127.0.0.1:9")) as proxy:
         stop = asyncio.Event()
         load = asyncio.create_task(overload(proxy.url, stop))
-        metrics = proxy.state.metrics
         await eventually(
-            lambda: metrics.alertmanager_pushes.labels("error")._value.get() >= 1,
+            lambda: metric(proxy.state, "proxy_alertmanager_pushes_total", result="error") >= 1,
             within=15,
             what="failed push counted",
         )

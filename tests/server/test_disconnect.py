@@ -8,9 +8,12 @@ import json
 
 import aiohttp
 
+from proxy.server.admin import status_of
 from proxy.server.app import RunningProxy
 from proxy.sim.app import SimHandle
-from tests.server.conftest import ProxyFactory, eventually
+from tests.helpers.metrics import metric
+from tests.helpers.polling import eventually
+from tests.helpers.settings import ProxyFactory
 
 LONG = {
     "model": "tiny-llama",
@@ -29,12 +32,12 @@ async def test_disconnect_mid_stream_aborts_upstream_and_frees_the_slot(
         )
         assert response.status == 200
         await response.content.readuntil(b"\n\n")  # the stream is flowing
-        assert proxy.state.limiter.inflight == 1
+        assert proxy.state.admission.limiter.inflight == 1
         assert sim.engine.num_running == 1
         response.close()  # the client goes away
     await eventually(lambda: sim.engine.num_running == 0, what="sequence aborted upstream")
-    await eventually(lambda: proxy.state.limiter.inflight == 0, what="permit released")
-    streaming = proxy.state.metrics.cancellations.labels("streaming")._value.get()
+    await eventually(lambda: proxy.state.admission.limiter.inflight == 0, what="permit released")
+    streaming = metric(proxy.state, "proxy_client_cancellations_total", phase="streaming")
     assert streaming == 1
 
 
@@ -52,8 +55,10 @@ async def test_disconnect_while_waiting_for_a_whole_answer(
     await eventually(lambda: sim.engine.num_running == 1, what="request running upstream")
     task.cancel()
     await eventually(lambda: sim.engine.num_running == 0, what="sequence aborted upstream")
-    await eventually(lambda: proxy.state.limiter.inflight == 0, what="permit released")
-    before_first = proxy.state.metrics.cancellations.labels("before_first_token")._value.get()
+    await eventually(lambda: proxy.state.admission.limiter.inflight == 0, what="permit released")
+    before_first = metric(
+        proxy.state, "proxy_client_cancellations_total", phase="before_first_token"
+    )
     assert before_first == 1
 
 
@@ -70,15 +75,17 @@ async def test_disconnect_while_queued_leaves_the_queue(
                 await response.read()
 
         holder = asyncio.create_task(call())
-        await eventually(lambda: proxy.state.limiter.inflight == 1, what="first admitted")
+        await eventually(lambda: proxy.state.admission.limiter.inflight == 1, what="first admitted")
         waiter = asyncio.create_task(call())
-        await eventually(lambda: proxy.state.limiter.queued == 1, what="second queued")
+        await eventually(lambda: proxy.state.admission.limiter.queued == 1, what="second queued")
         waiter.cancel()
-        await eventually(lambda: proxy.state.limiter.queued == 0, what="left the queue")
-        queued = proxy.state.metrics.cancellations.labels("queued")._value.get()
+        await eventually(lambda: proxy.state.admission.limiter.queued == 0, what="left the queue")
+        queued = metric(proxy.state, "proxy_client_cancellations_total", phase="queued")
         assert queued == 1
         holder.cancel()
-        await eventually(lambda: proxy.state.limiter.inflight == 0, what="permit released")
+        await eventually(
+            lambda: proxy.state.admission.limiter.inflight == 0, what="permit released"
+        )
         await eventually(lambda: sim.engine.num_running == 0, what="aborted upstream")
-        status = json.loads(json.dumps(proxy.state.control.status()))
+        status = json.loads(json.dumps(status_of(proxy.state)))
         assert status["inflight"] == 0 and status["queued"] == 0

@@ -14,7 +14,9 @@ import pytest
 from proxy.core.outcome import Outcome
 from proxy.server.app import RunningProxy
 from proxy.sim.app import SimHandle
-from tests.server.conftest import ProxyFactory, eventually
+from tests.helpers.metrics import metric
+from tests.helpers.polling import eventually
+from tests.helpers.settings import ProxyFactory
 
 CHAT = {"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 
@@ -59,7 +61,7 @@ async def test_unreachable_upstream_is_502_then_503_with_retry_after(
     assert status == 503
     assert_openai_error(body, "upstream_unavailable")
     assert int(headers["Retry-After"]) >= 1 and int(headers["retry-after-ms"]) >= 1
-    assert proxy.state.limiter.inflight == 0
+    assert proxy.state.admission.limiter.inflight == 0
 
 
 async def test_upstream_comes_back_by_itself(make_proxy: ProxyFactory, sim: SimHandle) -> None:
@@ -76,9 +78,11 @@ async def test_hanging_upstream_is_504(make_proxy: ProxyFactory, sim: SimHandle)
         status, _, body = await post(proxy.url)
         assert status == 504
         assert_openai_error(body, "upstream_timeout")
-        overload = proxy.state.metrics.requests.labels(Outcome.OVERLOAD.value, "none")
-        assert overload._value.get() == 1
-        assert proxy.state.limiter.inflight == 0
+        requests = metric(
+            proxy.state, "proxy_requests_total", outcome=Outcome.OVERLOAD.value, status_class="none"
+        )
+        assert requests == 1
+        assert proxy.state.admission.limiter.inflight == 0
 
 
 async def test_oversized_body_is_413(make_proxy: ProxyFactory) -> None:
@@ -106,8 +110,13 @@ async def test_upstream_errors_pass_through_unchanged(proxy: RunningProxy, sim: 
         for base in (sim.url, proxy.url):
             async with session.get(f"{base}/v1/no-such-route") as response:
                 assert response.status == 404
-    ignored = proxy.state.metrics.requests.labels(Outcome.IGNORED.value, "4xx")
-    assert ignored._value.get() == 1  # a client error is not overload
+                requests = metric(
+                    proxy.state,
+                    "proxy_requests_total",
+                    outcome=Outcome.IGNORED.value,
+                    status_class="4xx",
+                )
+                assert requests == 1  # a client error is not overload
 
 
 async def test_malformed_json_gets_the_upstreams_400(proxy: RunningProxy, sim: SimHandle) -> None:
@@ -132,10 +141,12 @@ async def test_a_cut_stream_ends_the_clients_stream_with_an_error(
         with pytest.raises(openai.APIError):
             async for _ in stream:
                 pass
-    assert proxy.state.metrics.upstream_errors.labels("stream_cut")._value.get() == 1
-    overload = proxy.state.metrics.requests.labels(Outcome.OVERLOAD.value, "2xx")
-    assert overload._value.get() == 1
-    assert proxy.state.limiter.inflight == 0
+    assert metric(proxy.state, "proxy_upstream_errors_total", kind="stream_cut") == 1
+    requests = metric(
+        proxy.state, "proxy_requests_total", outcome=Outcome.OVERLOAD.value, status_class="2xx"
+    )
+    assert requests == 1
+    assert proxy.state.admission.limiter.inflight == 0
 
 
 async def test_admin_port_unknown_route_is_a_json_404(proxy: RunningProxy) -> None:

@@ -15,7 +15,7 @@ from aiohttp import web
 from proxy.server.app import RunningProxy, running_proxy
 from proxy.server.inbound import plan_request
 from proxy.server.state import ADMITTED_PATHS
-from tests.server.conftest import proxy_settings
+from tests.helpers.settings import proxy_settings
 
 Echo = tuple[str, list[dict[str, Any]], asyncio.Event]
 RELEASE = web.AppKey("release", asyncio.Event)

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.server.app import running_proxy
-from tests.server.conftest import eventually, proxy_settings
+from tests.helpers.polling import eventually
+from tests.helpers.settings import proxy_settings
 
 BEHAVIOURS = ("ok", "error500", "error429", "error400", "cut")
 
@@ -124,8 +125,8 @@ async def test_nothing_leaks_whatever_happens(
         await asyncio.gather(*(task for task, _ in tasks), return_exceptions=True)
 
         state = proxy.state
-        await eventually(lambda: state.limiter.inflight == 0, what="all permits released")
-        assert state.limiter.queued == 0
+        await eventually(lambda: state.admission.limiter.inflight == 0, what="all permits released")
+        assert state.admission.limiter.queued == 0
         await eventually(lambda: upstream.open_requests == 0, what="upstream requests closed")
     current = asyncio.current_task()
 

@@ -6,12 +6,14 @@ from typing import Any
 
 from aiohttp.test_utils import make_mocked_request
 
+from proxy.limiter import Priority
 from proxy.server.inbound import priority_of, queue_timeout_of
-from proxy.settings import Priority, Settings
+from proxy.settings import Settings
+from tests.helpers.settings import make_settings
 
 
 def settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return make_settings(**values)
 
 
 def request(**headers: str) -> Any:

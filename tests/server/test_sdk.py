@@ -9,7 +9,8 @@ import openai
 
 from proxy.server.app import RunningProxy
 from proxy.sim.app import SimHandle
-from tests.server.conftest import eventually
+from tests.helpers.metrics import metric
+from tests.helpers.polling import eventually
 
 MODEL_ARGS: dict[str, Any] = {"max_tokens": 8, "extra_body": {"ignore_eos": True}}
 MESSAGES: list[Any] = [{"role": "user", "content": "What is PagedAttention?"}]
@@ -83,8 +84,7 @@ async def test_streamed_chat_without_usage_matches_direct(
     assert [shape(c) for c in proxied] == [shape(c) for c in direct]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in proxied if c["choices"])
     assert text
-    metrics = proxy.state.metrics
-    assert metrics.tokens.labels("completion")._value.get() == 8
+    assert metric(proxy.state, "proxy_tokens_total", kind="completion") == 8
 
 
 async def test_streamed_chat_with_usage_keeps_it(proxy: RunningProxy) -> None:
@@ -112,14 +112,15 @@ async def test_streamed_completions_async(proxy: RunningProxy) -> None:
         chunks = [chunk async for chunk in stream]
     assert chunks and all(chunk.object == "text_completion" for chunk in chunks)
     assert all(chunk.usage is None for chunk in chunks)
-    assert proxy.state.limiter.inflight == 0
+    assert proxy.state.admission.limiter.inflight == 0
 
 
 async def test_models_and_health_are_forwarded_without_a_permit(proxy: RunningProxy) -> None:
     async with async_client(proxy.url) as client:
         models = await client.models.list()
     assert models.data
-    assert proxy.state.control.tally.arrivals == 0  # not a generation request
+    arrivals = metric(proxy.state, "proxy_arrivals_total", priority="normal")
+    assert arrivals == 0  # not a generation request
 
 
 async def test_the_sdk_retries_a_shed_request_by_itself(make_proxy: Any) -> None:
@@ -134,11 +135,13 @@ async def test_the_sdk_retries_a_shed_request_by_itself(make_proxy: Any) -> None
                     model=model, messages=MESSAGES, max_tokens=64, extra_body={"ignore_eos": True}
                 )
             )
-            await eventually(lambda: proxy.state.limiter.inflight == 1, what="first admitted")
+            await eventually(
+                lambda: proxy.state.admission.limiter.inflight == 1, what="first admitted"
+            )
             retried = await client.chat.completions.create(
                 model=model, messages=MESSAGES, **MODEL_ARGS
             )
             await long
         assert retried.usage is not None and retried.usage.completion_tokens == 8
-        shed = proxy.state.metrics.shed.labels("queue_full", "normal")._value.get()
+        shed = metric(proxy.state, "proxy_shed_total", reason="queue_full", priority="normal")
         assert shed >= 1

@@ -97,8 +97,7 @@ async def _admissions(gate: Gate, tasks: int, per_task: int, yield_inside: bool)
 def _gate_pair(
     runner: asyncio.Runner, limit: int, tasks: int, per_task: int, yield_inside: bool
 ) -> tuple[Timed, Timed]:
-    from proxy.limiter import Limiter
-    from proxy.settings import Priority
+    from proxy.limiter import Limiter, Priority
 
     def limiter_run() -> float:
         limiter = Limiter(limit, tasks)

@@ -7,8 +7,7 @@ import asyncio
 import itertools
 
 from proxy.errors import Shed, ShedReason
-from proxy.limiter import Limiter, Permit
-from proxy.settings import Priority
+from proxy.limiter import Limiter, Permit, Priority
 
 
 class Boom(Exception):

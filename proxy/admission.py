@@ -1,0 +1,148 @@
+"""Admission: the one seam through which a request enters and reports its outcome.
+
+    async with admission.acquire(priority, queue_timeout) as ticket:
+        ...                       # forward upstream
+        ticket.report(sample)     # what happened, once
+
+`acquire` counts the arrival, takes a permit from the limiter (or raises `Shed`),
+and the ticket carries the outcome back: the control loop judges it against the
+SLA, and every listener (metrics, the capacity alert, a scenario's recorder) hears
+the same events. The server and the scenario harness both go through here, so
+neither re-implements any of it. The permit is released by construction when the
+block ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+from proxy.control import ControlLoop, Tick
+from proxy.core.outcome import Sample
+from proxy.core.sla import Verdict
+from proxy.errors import Shed, ShedReason
+from proxy.limiter import Limiter, Permit, Priority
+
+
+class Listener:
+    """Admission and tick events; every hook is a no-op until a subscriber overrides it."""
+
+    def arrived(self, priority: Priority) -> None:
+        """A request asked for admission."""
+
+    def shed(self, priority: Priority, reason: ShedReason) -> None:
+        """It was refused (429)."""
+
+    def admitted(self, priority: Priority, queued: float) -> None:
+        """It got a permit after `queued` seconds in the queue."""
+
+    def abandoned(self, priority: Priority) -> None:
+        """Its client went away while it was queued."""
+
+    def finished(self, sample: Sample, verdict: Verdict | None) -> None:
+        """An admitted request ended; `verdict` is None when it did not succeed."""
+
+    def ticked(self, tick: Tick) -> None:
+        """The control loop decided."""
+
+
+class Ticket:
+    """One admitted request: its permit, and the channel for its outcome."""
+
+    __slots__ = ("_admission", "_reported", "permit")
+
+    def __init__(self, admission: Admission, permit: Permit) -> None:
+        self._admission = admission
+        self.permit = permit
+        self._reported = False
+
+    @property
+    def priority(self) -> Priority:
+        return self.permit.priority
+
+    @property
+    def epoch(self) -> int:
+        return self.permit.epoch
+
+    @property
+    def queued_seconds(self) -> float:
+        return self.permit.queued_seconds
+
+    def report(self, sample: Sample) -> None:
+        """What the request produced; only the first report counts."""
+        if self._reported:
+            return
+        self._reported = True
+        admission = self._admission
+        verdict = admission.control.observe(sample)
+        for listener in admission.listeners:
+            listener.finished(sample, verdict)
+
+
+class _Entry:
+    """`async with admission.acquire(...)`: the ticket for the block's duration."""
+
+    __slots__ = ("_admission", "_inner", "_priority")
+
+    def __init__(self, admission: Admission, priority: Priority, timeout: float) -> None:
+        self._admission = admission
+        self._priority = priority
+        self._inner = admission.limiter.acquire(priority, timeout)
+
+    async def __aenter__(self) -> Ticket:
+        admission, priority = self._admission, self._priority
+        listeners = admission.listeners
+        for listener in listeners:
+            listener.arrived(priority)
+        try:
+            permit = await self._inner.__aenter__()
+        except Shed as shed:
+            for listener in listeners:
+                listener.shed(priority, shed.reason)
+            raise
+        except asyncio.CancelledError:
+            for listener in listeners:
+                listener.abandoned(priority)
+            raise
+        for listener in listeners:
+            listener.admitted(priority, permit.queued_seconds)
+        return Ticket(admission, permit)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._inner.__aexit__(exc_type, exc, tb)
+
+
+class Admission:
+    def __init__(self, limiter: Limiter, control: ControlLoop) -> None:
+        self.limiter = limiter
+        self.control = control
+        self.listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def acquire(self, priority: Priority, timeout: float) -> _Entry:
+        """Admission for one request; `timeout` seconds from now is its queue deadline."""
+        return _Entry(self, priority, timeout)
+
+    def tick(self) -> Tick:
+        """One decision now (the loop in `run` calls this every interval)."""
+        tick = self.control.tick()
+        self._publish(tick)
+        return tick
+
+    async def run(self) -> None:
+        """Decide every control interval until cancelled."""
+        await self.control.run(self._publish)
+
+    def _publish(self, tick: Tick) -> None:
+        for listener in self.listeners:
+            listener.ticked(tick)
+
+
+__all__ = ["Admission", "Listener", "Ticket"]

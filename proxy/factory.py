@@ -1,0 +1,83 @@
+"""Settings -> the admission objects, in one place: the only module that knows both
+the configuration schema and the constructors (the pure core never sees Settings).
+The server and the scenario harness build admission through here, so they can
+never be configured differently."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from proxy.admission import Admission
+from proxy.alerting import AlertFeed
+from proxy.control import ControlLoop
+from proxy.core.aimd import AIMDController
+from proxy.core.alert import CapacityAlert
+from proxy.core.controller import Controller, Policy
+from proxy.core.fixed import FixedController
+from proxy.core.gradient import GradientController
+from proxy.core.sla import Sla
+from proxy.core.window import SignalWindows
+from proxy.limiter import Limiter
+from proxy.settings import Algorithm, Settings
+
+
+def policy(settings: Settings) -> Policy:
+    return Policy(
+        min_limit=settings.min_limit,
+        max_limit=settings.max_limit,
+        percentile=settings.sla_percentile,
+        overload_threshold=settings.overload_threshold,
+        utilization_threshold=settings.utilization_threshold,
+        min_completed=settings.window_min_samples,
+    )
+
+
+def sla(settings: Settings) -> Sla:
+    return Sla(settings.sla_targets(), settings.sla_percentile)
+
+
+def controller(settings: Settings) -> Controller:
+    match settings.algorithm:
+        case Algorithm.AIMD:
+            return AIMDController(
+                policy(settings), increase_step=settings.increase_step, backoff=settings.backoff
+            )
+        case Algorithm.GRADIENT:
+            return GradientController(policy(settings), initial_limit=settings.initial_limit)
+        case Algorithm.FIXED:
+            return FixedController(settings.initial_limit)
+
+
+def windows(settings: Settings) -> SignalWindows:
+    return SignalWindows(settings.window_seconds, settings.window_max_samples)
+
+
+def alert(settings: Settings, start: float | None = None) -> CapacityAlert:
+    return CapacityAlert(
+        start=start,
+        shed_ratio=settings.alert_shed_ratio,
+        for_seconds=settings.alert_for,
+        resolve_after=settings.alert_resolve_after,
+        sla_percentile=settings.sla_percentile,
+    )
+
+
+def admission(
+    settings: Settings, clock: Callable[[], float] = time.monotonic
+) -> tuple[Admission, AlertFeed]:
+    """The limiter, control loop and capacity alert one proxy runs, wired together."""
+    limiter = Limiter(settings.initial_limit, settings.queue_size, clock=clock)
+    control = ControlLoop(
+        limiter,
+        controller(settings),
+        windows(settings),
+        sla(settings),
+        interval=settings.control_interval,
+        min_samples=settings.window_min_samples,
+        clock=clock,
+    )
+    built = Admission(limiter, control)
+    feed = AlertFeed(alert(settings, start=clock()), settings.min_limit)
+    built.subscribe(feed)
+    return built, feed
