@@ -18,6 +18,7 @@ block per sequence; pre-allocation reserves max_model_len per sequence up front.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxy.llm.models import ModelSpec
@@ -102,6 +103,11 @@ class Plan:
     source: str  # "estimate" or "vllm_metrics"
 
     @property
+    def fits(self) -> bool:
+        """vLLM refuses to start unless one max_model_len sequence fits in the cache."""
+        return self.seqs_at_max_len >= 1
+
+    @property
     def paged_gain(self) -> float:
         """How many more sequences paging serves than pre-allocation, at the average length."""
         return self.seqs_at_avg_len / self.preallocated_seqs if self.preallocated_seqs else math.inf
@@ -166,54 +172,20 @@ def make_plan(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Mistake:
-    what: str
-    wrong_kv_bytes_per_token: int
-    tokens_factor: float  # wrong token count / right token count
-
-
-def classic_mistakes(model: ModelMemory) -> list[Mistake]:
-    """The usual errors, evaluated for this model, so the output can say what each
-    would have got wrong (only those that change the answer for this model)."""
-    right = model.kv_bytes_per_token
-    mistakes = [
-        Mistake("forgetting the factor 2 for K and V", right // 2, 2.0),
-    ]
-    if model.num_attention_heads != model.num_kv_heads:
-        wrong = kv_cost(
-            model.num_layers, model.num_attention_heads, model.head_dim, model.kv_dtype_bytes
-        )
-        mistakes.append(
-            Mistake(
-                f"using num_attention_heads ({model.num_attention_heads}) instead of "
-                f"num_key_value_heads ({model.num_kv_heads})",
-                wrong,
-                right / wrong,
-            )
-        )
-    return mistakes
-
-
-def budget_mistakes(model: ModelMemory, budget: Budget) -> list[Mistake]:
-    """Budget errors: decimal gigabytes, and leaving the weights in the KV budget."""
-    right = budget.kv_bytes(model.weight_bytes)
-    if right <= 0:
-        return []
-    decimal = math.floor(
-        budget.gpu_memory_gib * 1e9 * budget.utilization
-        - model.weight_bytes
-        - budget.overhead_gib * 1e9
-    )
-    with_weights = budget.kv_bytes(0)
-    per_token = model.kv_bytes_per_token
+def make_plans(
+    model: ModelMemory,
+    max_model_lens: Sequence[int],
+    avg_len: int,
+    budget: Budget | None = None,
+    num_blocks: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    max_num_seqs: int | None = None,
+) -> list[Plan]:
+    """One plan per max_model_len (the lab's exercise 2). A typical length above a
+    max_model_len is capped at it: vLLM refuses longer sequences."""
+    if not max_model_lens:
+        raise ValueError("give at least one max_model_len")
     return [
-        Mistake(
-            "taking GB as 10^9 bytes where the GPU reports GiB (2^30)", per_token, decimal / right
-        ),
-        Mistake(
-            f"not subtracting the weights ({model.weight_bytes / GIB:.2f} GiB)",
-            per_token,
-            with_weights / right,
-        ),
+        make_plan(model, n, min(avg_len, n), budget, num_blocks, block_size, max_num_seqs)
+        for n in max_model_lens
     ]

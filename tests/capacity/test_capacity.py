@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.capacity.plan import GIB, Budget, ModelMemory, budget_mistakes, classic_mistakes
+from proxy.capacity.mistakes import budget_mistakes, classic_mistakes
+from proxy.capacity.plan import GIB, Budget, ModelMemory
 from proxy.capacity.plan import make_plan as plan_for
 from proxy.capacity.vllm_metrics import parse_cache_config
 from proxy.cli import main
@@ -117,6 +118,12 @@ def test_cli_text_names_the_corrections(capsys: pytest.CaptureFixture[str]) -> N
     assert "num_key_value_heads" in out and "factor 2" in out
 
 
-def test_cli_without_a_budget_explains_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["capacity", "--model", "llama-3.1-8b"]) == 2
-    assert "--gpu-memory-gb" in capsys.readouterr().err
+def test_cli_without_a_budget_assumes_hardware_and_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Once "give --gpu-memory-gb" (exit 2); now the lab's machine is assumed and named.
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    assert main(["capacity", "--model", "llama-3.1-8b"]) == 0
+    captured = capsys.readouterr()
+    assert "assumed DGX Spark" in captured.out and "--max-limit" in captured.out
+    assert captured.err == ""
