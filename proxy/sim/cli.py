@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 
 from proxy.sim.profiles import DEFAULT_PROFILE, PROFILES
+from proxy.sim.streaming import MAX_EVENT_RATE
 
 
 def _positive(value: str) -> float:
@@ -17,10 +19,13 @@ def _positive(value: str) -> float:
     return number
 
 
-def _non_negative(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+def _at_least_one(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of tokens, got {value}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return number
 
 
@@ -36,9 +41,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of output lengths and faults")
     parser.add_argument(
         "--stream-interval",
-        type=_non_negative,
-        default=0.02,
-        help="wall seconds between two chunks of one stream, at most (first/last are immediate)",
+        type=_at_least_one,
+        default=1,
+        help="tokens per SSE event, as vLLM's flag (default 1: one event per token)",
+    )
+    parser.add_argument(
+        "--max-event-rate",
+        type=_positive,
+        default=MAX_EVENT_RATE,
+        help="SSE events per wall second over all streams; above it, tokens are merged "
+        "into fewer events (logged once, counted in sim_coalesced_events_total)",
     )
 
 
@@ -47,7 +59,13 @@ async def _serve(args: argparse.Namespace) -> None:
 
     from proxy.sim.app import SimConfig, create_sim_app
 
-    config = SimConfig(args.profile, args.speed, args.seed, args.stream_interval)
+    config = SimConfig(
+        args.profile,
+        args.speed,
+        args.seed,
+        stream_interval=args.stream_interval,
+        max_event_rate=args.max_event_rate,
+    )
     runner = web.AppRunner(
         create_sim_app(config), handler_cancellation=True, access_log=None, shutdown_timeout=2.0
     )
@@ -70,6 +88,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="sla-proxy sim: %(levelname)s %(message)s")
     try:
         import uvloop
     except ImportError:

@@ -18,8 +18,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from proxy.sim.blocks import BlockManager
@@ -50,9 +49,6 @@ class Sequence:
     finished_at: float | None = None
     preemptions: int = 0
     scheduled: int = 0  # tokens computed for it in the current step
-    # Set by whoever waits for this sequence's tokens (the HTTP writer's runner).
-    wake: Callable[[], None] | None = field(default=None, repr=False)
-    next_flush: float = 0.0
 
     @property
     def total_tokens(self) -> int:

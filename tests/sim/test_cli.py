@@ -17,7 +17,23 @@ def test_sim_options_parse_with_defaults() -> None:
     assert (args.port, args.speed, args.profile, args.seed) == (0, 10.0, "h100-llama3-8b", 0)
 
 
-@pytest.mark.parametrize("argv", [["--speed", "0"], ["--profile", "nope"], ["--speed", "x"]])
+def test_stream_interval_counts_tokens_and_defaults_to_one_as_vllm() -> None:
+    parse = build_parser("sim").parse_args
+    assert parse(["sim"]).stream_interval == 1
+    assert parse(["sim", "--stream-interval", "4"]).stream_interval == 4
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--speed", "0"],
+        ["--profile", "nope"],
+        ["--speed", "x"],
+        ["--stream-interval", "0.02"],  # the old meaning (seconds) is refused, not misread
+        ["--stream-interval", "0"],
+        ["--max-event-rate", "0"],
+    ],
+)
 def test_sim_rejects_bad_options(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         build_parser("sim").parse_args(["sim", *argv])
