@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from proxy.sim.batching import CONTINUOUS, Batching
 from proxy.sim.engine import Engine
 from proxy.sim.faults import Faults
 from proxy.sim.metrics import EngineCollector, StreamCollector
@@ -38,6 +39,7 @@ class SimConfig:
     seed: int = 0
     stream_interval: int = 1  # tokens per SSE event, as vLLM's --stream-interval
     max_event_rate: float = MAX_EVENT_RATE  # all streams, per wall second (CPU guard)
+    batching: Batching = CONTINUOUS
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
@@ -58,7 +60,7 @@ def create_sim_app(config: SimConfig | None = None) -> web.Application:
     config = config or SimConfig()
     profile = config.resolved_profile()
     app = web.Application(middlewares=[faults_middleware])
-    engine = Engine(profile, seed=config.seed)
+    engine = Engine(profile, seed=config.seed, batching=config.batching)
     registry = CollectorRegistry(auto_describe=True)
     registry.register(EngineCollector(engine, profile.served_model_name))
     cap = EventCap(config.max_event_rate)
@@ -118,10 +120,16 @@ async def running_sim(
     port: int = 0,
     stream_interval: int = 1,
     max_event_rate: float = MAX_EVENT_RATE,
+    batching: Batching = CONTINUOUS,
 ) -> AsyncIterator[SimHandle]:
     """Serve a simulator on `host:port` (0 picks a free port) for the block's duration."""
     config = SimConfig(
-        profile, speed, seed, stream_interval=stream_interval, max_event_rate=max_event_rate
+        profile,
+        speed,
+        seed,
+        stream_interval=stream_interval,
+        max_event_rate=max_event_rate,
+        batching=batching,
     )
     app = create_sim_app(config)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)

@@ -19,6 +19,13 @@ def _positive(value: str) -> float:
     return number
 
 
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return number
+
+
 def _at_least_one(value: str) -> int:
     try:
         number = int(value)
@@ -46,6 +53,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="tokens per SSE event, as vLLM's flag (default 1: one event per token)",
     )
     parser.add_argument(
+        "--batching",
+        choices=("continuous", "static"),
+        default="continuous",
+        help="continuous (vLLM) or static: start a batch when --batch-size requests wait "
+        "or the oldest waited --batch-timeout, admit nothing until its longest finishes",
+    )
+    parser.add_argument(
+        "--batch-size", type=_at_least_one, default=32, help="static batching: requests per batch"
+    )
+    parser.add_argument(
+        "--batch-timeout",
+        type=_non_negative,
+        default=0.1,
+        help="static batching: simulated seconds the oldest request waits for a full batch",
+    )
+    parser.add_argument(
         "--max-event-rate",
         type=_positive,
         default=MAX_EVENT_RATE,
@@ -58,13 +81,20 @@ async def _serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
     from proxy.sim.app import SimConfig, create_sim_app
+    from proxy.sim.batching import CONTINUOUS, Batching, StaticBatching, describe
 
+    batching: Batching = (
+        StaticBatching(args.batch_size, args.batch_timeout)
+        if args.batching == "static"
+        else CONTINUOUS
+    )
     config = SimConfig(
         args.profile,
         args.speed,
         args.seed,
         stream_interval=args.stream_interval,
         max_event_rate=args.max_event_rate,
+        batching=batching,
     )
     runner = web.AppRunner(
         create_sim_app(config), handler_cancellation=True, access_log=None, shutdown_timeout=2.0
@@ -74,6 +104,7 @@ async def _serve(args: argparse.Namespace) -> None:
     host, port = runner.addresses[0][:2]
     print(
         f"sla-proxy sim: profile {args.profile}, speed {args.speed:g}, "
+        f"{describe(batching)} batching, "
         f"listening on http://{host}:{port}",
         flush=True,
     )
@@ -92,9 +123,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(_serve(args))
+        runner = asyncio.run
     else:
-        uvloop.run(_serve(args))
+        runner = uvloop.run
+    try:
+        runner(_serve(args))
+    except ValueError as exc:  # a configuration the profile cannot take, before listening
+        print(f"sla-proxy sim: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

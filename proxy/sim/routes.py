@@ -19,6 +19,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
+from proxy.sim.batching import describe
 from proxy.sim.engine import Engine, SeqState
 from proxy.sim.faults import Faults, error_type
 from proxy.sim.protocol import (
@@ -230,6 +231,8 @@ async def sim_state(request: web.Request) -> web.Response:
             "kv_cache_usage": e.kv_usage,
             "num_gpu_blocks": e.blocks.num_blocks,
             "preemptions": e.stats.preemptions,
+            "batching": describe(e.batching),
+            "batches": e.stats.batches,
         }
     )
 

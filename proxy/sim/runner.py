@@ -96,8 +96,9 @@ class EngineRunner:
             handle.event.set()
 
     def _sync_idle_clock(self) -> None:
-        """An idle engine's clock follows the wall clock, so arrivals get true times."""
-        if not self.engine.has_work:
+        """An engine that runs no batch (idle, or a static batch still filling) follows
+        the wall clock, so arrivals get true times."""
+        if not self.engine.running:
             self.engine.now = max(self.engine.now, self.pacer.to_sim(self._clock()))
 
     def submit(
@@ -161,6 +162,23 @@ class EngineRunner:
             handle.event.set()
         pending.clear()
 
+    async def _wait_for_batch(self, pending: list[tuple[SeqHandle, int]]) -> None:
+        """Sleep until the engine's next batch is due or a new request may complete it."""
+        engine, pacer = self.engine, self.pacer
+        self._wake(pending)
+        self._work.clear()
+        launch = engine.launch_at
+        if launch is None:  # nothing waits: cannot happen after an empty step with work
+            return
+        timeout = max(0.0, pacer.to_wall(launch) - self._clock())
+        try:
+            await asyncio.wait_for(self._work.wait(), timeout)
+        except TimeoutError:
+            engine.now = max(engine.now, launch)  # exactly due, whatever the rounding
+        wall = self._clock()
+        engine.now = max(engine.now, pacer.to_sim(wall))
+        pacer.rebase(engine.now, wall)
+
     async def _run(self) -> None:
         engine, pacer, clock = self.engine, self.pacer, self._clock
         pending: list[tuple[SeqHandle, int]] = []
@@ -178,6 +196,9 @@ class EngineRunner:
                 pacer.rebase(engine.now, wall)
                 continue
             result = engine.step()
+            if not result.scheduled:  # static batching: the next batch is not due yet
+                await self._wait_for_batch(pending)
+                continue
             self.steps += 1
             wall = clock()
             self._collect(result.emitted, wall, pending)
