@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "capacity": ("proxy.capacity.cli", "KV-cache capacity planner"),
     "scenario": ("proxy.scenarios.cli", "admission-control scenarios against the simulator"),
     "bench-suite": ("proxy.bench.suite", "the project's benchmarks (make bench)"),
+    "batching": ("proxy.bench.batching.cli", "static vs continuous batching, measured"),
 }
 
 

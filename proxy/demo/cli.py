@@ -79,7 +79,6 @@ async def _simulator(args: argparse.Namespace, url: str) -> AsyncIterator[None]:
         "--port", str(args.upstream_port),
         "--profile", args.profile,
         "--speed", str(args.speed),
-        "--stream-interval", "0.05",
     ]  # fmt: skip
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL)
     try:

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from proxy.sim.batching import CONTINUOUS, Batching
 from proxy.sim.engine import Engine
 from proxy.sim.faults import Faults
-from proxy.sim.metrics import EngineCollector
+from proxy.sim.metrics import EngineCollector, StreamCollector
 from proxy.sim.profiles import DEFAULT_PROFILE, Profile, get_profile
 from proxy.sim.routes import SIM_KEY, SimState, add_routes, faults_middleware
 from proxy.sim.runner import EngineRunner
+from proxy.sim.streaming import MAX_EVENT_RATE, EventCap
 
 __all__ = ["SIM_KEY", "SimConfig", "SimHandle", "SimState", "create_sim_app", "running_sim"]
 
@@ -35,13 +37,17 @@ class SimConfig:
     profile: str | Profile = DEFAULT_PROFILE
     speed: float = 1.0  # 10 runs ten times faster than real time
     seed: int = 0
-    stream_interval: float = 0.02  # wall seconds between a stream's chunks, at most
+    stream_interval: int = 1  # tokens per SSE event, as vLLM's --stream-interval
+    max_event_rate: float = MAX_EVENT_RATE  # all streams, per wall second (CPU guard)
+    batching: Batching = CONTINUOUS
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
             raise ValueError("speed must be positive")
-        if self.stream_interval < 0:
-            raise ValueError("stream_interval must be >= 0")
+        if self.stream_interval < 1:
+            raise ValueError("stream_interval must be at least 1 token")
+        if self.max_event_rate <= 0:
+            raise ValueError("max_event_rate must be positive")
 
     def resolved_profile(self) -> Profile:
         return self.profile if isinstance(self.profile, Profile) else get_profile(self.profile)
@@ -54,13 +60,17 @@ def create_sim_app(config: SimConfig | None = None) -> web.Application:
     config = config or SimConfig()
     profile = config.resolved_profile()
     app = web.Application(middlewares=[faults_middleware])
-    engine = Engine(profile, seed=config.seed)
+    engine = Engine(profile, seed=config.seed, batching=config.batching)
     registry = CollectorRegistry(auto_describe=True)
     registry.register(EngineCollector(engine, profile.served_model_name))
+    cap = EventCap(config.max_event_rate)
+    registry.register(StreamCollector(cap))
 
     async def engine_task(app: web.Application) -> AsyncIterator[None]:
         # The runner needs the running loop, so it is built here rather than above.
-        runner = EngineRunner(engine, speed=config.speed, stream_interval=config.stream_interval)
+        runner = EngineRunner(
+            engine, speed=config.speed, stream_interval=config.stream_interval, cap=cap
+        )
         app[SIM_KEY] = SimState(engine, runner, registry, random.Random(config.seed ^ 0x5EED))
         runner.start()
         yield
@@ -108,10 +118,20 @@ async def running_sim(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    stream_interval: float = 0.02,
+    stream_interval: int = 1,
+    max_event_rate: float = MAX_EVENT_RATE,
+    batching: Batching = CONTINUOUS,
 ) -> AsyncIterator[SimHandle]:
     """Serve a simulator on `host:port` (0 picks a free port) for the block's duration."""
-    app = create_sim_app(SimConfig(profile, speed, seed, stream_interval))
+    config = SimConfig(
+        profile,
+        speed,
+        seed,
+        stream_interval=stream_interval,
+        max_event_rate=max_event_rate,
+        batching=batching,
+    )
+    app = create_sim_app(config)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

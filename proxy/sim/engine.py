@@ -10,7 +10,10 @@ prefilling) from a per-step token budget; when the KV cache cannot hold a runnin
 sequence's next tokens, the newest running sequence is preempted (its blocks freed,
 to be recomputed later) and put back at the head of the waiting queue; waiting
 sequences are admitted in FIFO order while the budget, `max_num_seqs` and free
-blocks allow, and not in a step that preempted.
+blocks allow, and not in a step that preempted. With `StaticBatching`
+(`proxy.sim.batching`) an idle engine instead starts a whole batch at once, when it
+is full or its timeout expired, and admits nothing until that batch has finished;
+until then `step()` does nothing and `launch_at` says when it will.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
+from proxy.sim.batching import CONTINUOUS, Batching, StaticBatching
 from proxy.sim.blocks import BlockManager
 from proxy.sim.histogram import EngineStats
 from proxy.sim.profiles import Profile
@@ -50,9 +53,6 @@ class Sequence:
     finished_at: float | None = None
     preemptions: int = 0
     scheduled: int = 0  # tokens computed for it in the current step
-    # Set by whoever waits for this sequence's tokens (the HTTP writer's runner).
-    wake: Callable[[], None] | None = field(default=None, repr=False)
-    next_flush: float = 0.0
 
     @property
     def total_tokens(self) -> int:
@@ -71,8 +71,21 @@ class StepResult:
 
 
 class Engine:
-    def __init__(self, profile: Profile, *, seed: int = 0, start: float = 0.0) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        seed: int = 0,
+        start: float = 0.0,
+        batching: Batching = CONTINUOUS,
+    ) -> None:
+        if isinstance(batching, StaticBatching) and batching.batch_size > profile.max_num_seqs:
+            raise ValueError(
+                f"batch_size {batching.batch_size} exceeds max_num_seqs {profile.max_num_seqs}"
+            )
         self.profile = profile
+        self.batching = batching
+        self._static = batching if isinstance(batching, StaticBatching) else None
         self.roofline = profile.roofline
         self.blocks = BlockManager(profile.num_gpu_blocks, profile.block_size)
         self.running: list[Sequence] = []
@@ -152,6 +165,15 @@ class Engine:
     def kv_usage(self) -> float:
         return self.blocks.usage
 
+    @property
+    def launch_at(self) -> float | None:
+        """Static batching, between batches: the simulated time at which the next batch
+        starts if nothing else arrives (None: continuous, or a batch is running)."""
+        if self._static is None or self.running:
+            return None
+        launch = self._static.launch_at(self.waiting)
+        return None if launch is None else max(self.now, launch)
+
     # --- one step -------------------------------------------------------------
     def _preempt_newest(self) -> Sequence:
         victim = self.running.pop()
@@ -171,7 +193,22 @@ class Engine:
                 return False
         return True
 
+    def _start_batch(self, static: StaticBatching) -> bool:
+        """Between static batches: move the next batch into `running` when it is due."""
+        launch = static.launch_at(self.waiting)
+        if launch is None or launch > self.now:
+            return False
+        for _ in range(min(static.batch_size, len(self.waiting))):
+            seq = self.waiting.popleft()
+            seq.state = SeqState.RUNNING  # its blocks are taken by the loop below
+            self.running.append(seq)
+        self.stats.batches += 1
+        return True
+
     def _schedule(self) -> list[Sequence]:
+        static = self._static
+        if static is not None and not self.running and not self._start_batch(static):
+            return []
         budget = self.profile.max_num_batched_tokens
         capacity = self.blocks.block_size
         batch: list[Sequence] = []
@@ -192,8 +229,8 @@ class Engine:
             batch.append(seq)
             budget -= n
             i += 1
-        if self.stats.preemptions != preemptions_before:
-            return batch
+        if self.stats.preemptions != preemptions_before or static is not None:
+            return batch  # static batching admits nothing while a batch runs
         waiting = self.waiting
         while waiting and budget > 0 and len(running) < self.profile.max_num_seqs:
             seq = waiting[0]

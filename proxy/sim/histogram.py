@@ -55,6 +55,7 @@ class EngineStats:
     preemptions: int = 0
     finished: Counter[str] = field(default_factory=Counter)  # by finish reason
     aborted: int = 0
+    batches: int = 0  # static batches started
     ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
     itl: Histogram = field(default_factory=lambda: Histogram(ITL_BUCKETS))
     e2e: Histogram = field(default_factory=lambda: Histogram(E2E_BUCKETS))

@@ -4,6 +4,7 @@ A custom collector on the app's own CollectorRegistry: gauges and counters are t
 engine's current numbers, histograms come from `EngineStats`. Latencies are in
 *simulated* seconds (what the modelled vLLM would report), whatever `--speed` is;
 divide by the speed to compare with wall-clock latencies measured by a client.
+`StreamCollector` adds the simulator's own counters (`sim_*`), which vLLM does not have.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from proxy.sim.engine import Engine
 from proxy.sim.histogram import Histogram
+from proxy.sim.streaming import EventCap
 
 LABELS = ["model_name", "engine"]
 
@@ -101,3 +103,24 @@ class EngineCollector(Collector):
             [str(p.block_size), str(p.num_gpu_blocks), str(p.gpu_memory_utilization), "0"], 1.0
         )
         yield info
+
+
+class StreamCollector(Collector):
+    """The simulator's own stream accounting, outside the vllm: namespace: vLLM has no
+    such cap, so these are not vLLM metrics."""
+
+    def __init__(self, cap: EventCap) -> None:
+        self.cap = cap
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "sim_stream_events",
+            "Stream wake-ups handed to response writers (one SSE event each).",
+            value=self.cap.sent,
+        )
+        yield CounterMetricFamily(
+            "sim_coalesced_events",
+            "Stream events vLLM would have sent separately, merged into a later event "
+            "because all streams together exceeded the simulator's event-rate cap.",
+            value=self.cap.coalesced,
+        )

@@ -1,9 +1,10 @@
 """HTTP handlers: vLLM's OpenAI routes, /health, /metrics and the /sim/faults control.
 
 A generation request becomes a sequence in the engine; its handler sleeps on the
-sequence's event and, when woken, writes every token produced since its previous
-write as one chunk. However the handler ends (finished, client gone, cancelled),
-`runner.release` aborts what is left of the sequence, so its KV blocks are freed.
+sequence's event and, when woken, writes the tokens the runner released since its
+previous write as one SSE event (one token per event at the default stream interval).
+However the handler ends (finished, client gone, cancelled), `runner.release` aborts
+what is left of the sequence, so its KV blocks are freed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
+from proxy.sim.batching import describe
 from proxy.sim.engine import Engine, SeqState
 from proxy.sim.faults import Faults, error_type
 from proxy.sim.protocol import (
@@ -120,7 +122,9 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
     if faults.error_rate > 0 and state.rng.random() < faults.error_rate:
         status = faults.error_status
         return _error(status, f"injected fault: status {status}", error_type(status))
-    handle = state.runner.submit(req.prompt_tokens, req.max_tokens, ignore_eos=req.ignore_eos)
+    handle = state.runner.submit(
+        req.prompt_tokens, req.max_tokens, ignore_eos=req.ignore_eos, stream=req.stream
+    )
     try:
         if req.stream:
             return await _stream(request, req, handle, faults.cut_after_chunks)
@@ -131,7 +135,7 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
 
 async def _whole(req: GenRequest, handle: SeqHandle) -> web.Response:
     seq = handle.seq
-    while not seq.done:
+    while not handle.complete:
         await handle.event.wait()
         handle.event.clear()
     if seq.state is SeqState.ABORTED:
@@ -165,13 +169,15 @@ async def _stream(
         while True:
             await handle.event.wait()
             handle.event.clear()
-            finished = seq.state is SeqState.FINISHED
-            new = seq.output_tokens - sent
-            if new > 0 or finished:
+            if seq.state is SeqState.ABORTED:
+                break
+            released = handle.released
+            finished = handle.complete
+            if released > sent or finished:
                 reason = seq.finish_reason if finished else None
-                await send(shaper.text_chunk(token_text(sent, new), reason))
-                sent += new
-            if seq.done:
+                await send(shaper.text_chunk(token_text(sent, released - sent), reason))
+                sent = released
+            if finished:
                 break
         if seq.state is SeqState.FINISHED:
             if req.include_usage:
@@ -225,6 +231,8 @@ async def sim_state(request: web.Request) -> web.Response:
             "kv_cache_usage": e.kv_usage,
             "num_gpu_blocks": e.blocks.num_blocks,
             "preemptions": e.stats.preemptions,
+            "batching": describe(e.batching),
+            "batches": e.stats.batches,
         }
     )
 

@@ -2,35 +2,52 @@
 
 One task steps the engine while it has work and sleeps on an event while idle. After
 each step it asks the pacer how far the engine is ahead of the wall clock and sleeps
-only when that exceeds ~1 ms. Writers are not woken per token: a sequence's writer
-is woken on its first token, on its last, and otherwise at most once per
-`stream_interval` wall seconds (vLLM's --stream-interval does the same in tokens),
-and then writes every token accumulated since its previous chunk as one chunk. With
-many streams the interval stretches so that all of them together stay under
-`max_chunk_rate` chunks per wall second: on 2 cores, the writers (and a proxy
-relaying them) would otherwise starve the engine of CPU and slow simulated time.
+only when that exceeds ~1 ms. A streamed sequence's writer is woken as vLLM's output
+processor would send it an output (`streaming.due`: first token, last token, and every
+`stream_interval` tokens; 1 by default, so one event per token), unless all streams
+together would exceed `max_event_rate` events per wall second: then middle events are
+held back and merged into the stream's next one (`streaming.EventCap`), logged once,
+and counted. A non-streamed sequence's waiter is woken on its first and last token.
+
+A wake-up is published after the pacer's sleep, at the wall time its step ends, with
+the number of tokens it releases: the writer writes exactly those, even when the
+engine has already run the next step by the time the writer gets the CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 
-from proxy.sim.engine import Engine, Sequence
+from proxy.sim.engine import Engine, SeqState, Sequence
 from proxy.sim.pacing import Pacer
+from proxy.sim.streaming import FIRST_AND_LAST_ONLY, EventCap, due
+
+log = logging.getLogger("proxy.sim")
 
 
 class SeqHandle:
-    """A request's view of its sequence: the engine state plus a wake-up event."""
+    """A request's view of its sequence: engine state, the tokens released to its
+    writer so far, and a wake-up event."""
 
-    __slots__ = ("event", "seq")
+    __slots__ = ("event", "interval", "released", "seq")
 
-    def __init__(self, seq: Sequence) -> None:
+    def __init__(self, seq: Sequence, interval: float) -> None:
         self.seq = seq
+        self.interval = interval  # tokens per event
+        self.released = 0  # tokens the writer may send
         self.event = asyncio.Event()
-        seq.wake = self.event.set
+
+    @property
+    def complete(self) -> bool:
+        """Every token is released and the sequence finished (or it was aborted)."""
+        seq = self.seq
+        if seq.state is SeqState.ABORTED:
+            return True
+        return seq.state is SeqState.FINISHED and self.released == seq.output_tokens
 
 
 class EngineRunner:
@@ -39,22 +56,24 @@ class EngineRunner:
         engine: Engine,
         *,
         speed: float = 1.0,
-        stream_interval: float = 0.02,
-        max_chunk_rate: float = 2000.0,
+        stream_interval: float = 1,
+        cap: EventCap | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if stream_interval < 0 or max_chunk_rate <= 0:
-            raise ValueError("stream_interval must be >= 0 and max_chunk_rate > 0")
+        if not stream_interval >= 1:
+            raise ValueError("stream_interval must be at least 1 token (inf: first and last)")
         self.engine = engine
         self.speed = speed
         self.stream_interval = stream_interval
-        self.max_chunk_rate = max_chunk_rate
+        self.cap = cap or EventCap()
         self._clock = clock
         self.pacer = Pacer(speed)
         self.pacer.rebase(engine.now, clock())
         self._work = asyncio.Event()
         self._handles: dict[int, SeqHandle] = {}  # every sequence a writer waits on
         self._task: asyncio.Task[None] | None = None
+        self._rotor = 0  # where the next step's scan starts, so the cap is shared fairly
+        self._warned = False
         self.steps = 0
 
     def start(self) -> None:
@@ -77,16 +96,22 @@ class EngineRunner:
             handle.event.set()
 
     def _sync_idle_clock(self) -> None:
-        """An idle engine's clock follows the wall clock, so arrivals get true times."""
-        if not self.engine.has_work:
+        """An engine that runs no batch (idle, or a static batch still filling) follows
+        the wall clock, so arrivals get true times."""
+        if not self.engine.running:
             self.engine.now = max(self.engine.now, self.pacer.to_sim(self._clock()))
 
     def submit(
-        self, prompt_tokens: int, max_tokens: int | None, *, ignore_eos: bool = False
+        self,
+        prompt_tokens: int,
+        max_tokens: int | None,
+        *,
+        ignore_eos: bool = False,
+        stream: bool = True,
     ) -> SeqHandle:
         self._sync_idle_clock()
         seq = self.engine.add(prompt_tokens, max_tokens, ignore_eos=ignore_eos)
-        handle = SeqHandle(seq)
+        handle = SeqHandle(seq, self.stream_interval if stream else FIRST_AND_LAST_ONLY)
         self._handles[seq.id] = handle
         self._work.set()
         return handle
@@ -94,19 +119,69 @@ class EngineRunner:
     def release(self, handle: SeqHandle) -> None:
         """The writer is done with the sequence; abort it if it is still in the engine."""
         self._handles.pop(handle.seq.id, None)
-        handle.seq.wake = None
         self.engine.abort(handle.seq)
 
+    def _collect(
+        self, emitted: list[Sequence], wall: float, pending: list[tuple[SeqHandle, int]]
+    ) -> None:
+        cap, handles = self.cap, self._handles
+        cap.refill(wall)
+        n = len(emitted)
+        start = self._rotor % n if n else 0
+        refused_at: int | None = None
+        for i in range(n):
+            seq = emitted[(start + i) % n]
+            handle = handles.get(seq.id)
+            if handle is None:
+                continue
+            tokens, released = seq.output_tokens, handle.released
+            finished = seq.state is SeqState.FINISHED
+            if not due(tokens, released, finished, handle.interval):
+                continue
+            if not cap.admit(essential=finished or released == 0):
+                if refused_at is None:
+                    refused_at = (start + i) % n
+                continue
+            if released:
+                cap.merged(tokens - released, handle.interval, finished)
+            pending.append((handle, tokens))
+        if refused_at is not None:
+            self._rotor = refused_at
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "streams exceed %.0f events per second: merging tokens into fewer "
+                    "events (counted in sim_coalesced_events_total; see --max-event-rate)",
+                    cap.rate,
+                )
+
     @staticmethod
-    def _wake(pending: list[Sequence]) -> None:
-        for seq in pending:
-            if seq.wake is not None:
-                seq.wake()
+    def _wake(pending: list[tuple[SeqHandle, int]]) -> None:
+        for handle, tokens in pending:
+            handle.released = tokens
+            handle.event.set()
         pending.clear()
+
+    async def _wait_for_batch(self, pending: list[tuple[SeqHandle, int]]) -> None:
+        """Sleep until the engine's next batch is due or a new request may complete it."""
+        engine, pacer = self.engine, self.pacer
+        self._wake(pending)
+        self._work.clear()
+        launch = engine.launch_at
+        if launch is None:  # nothing waits: cannot happen after an empty step with work
+            return
+        timeout = max(0.0, pacer.to_wall(launch) - self._clock())
+        try:
+            await asyncio.wait_for(self._work.wait(), timeout)
+        except TimeoutError:
+            engine.now = max(engine.now, launch)  # exactly due, whatever the rounding
+        wall = self._clock()
+        engine.now = max(engine.now, pacer.to_sim(wall))
+        pacer.rebase(engine.now, wall)
 
     async def _run(self) -> None:
         engine, pacer, clock = self.engine, self.pacer, self._clock
-        pending: list[Sequence] = []
+        pending: list[tuple[SeqHandle, int]] = []
         while True:
             if not engine.has_work:
                 wait = pacer.sleep_for(engine.now, clock())
@@ -121,13 +196,12 @@ class EngineRunner:
                 pacer.rebase(engine.now, wall)
                 continue
             result = engine.step()
+            if not result.scheduled:  # static batching: the next batch is not due yet
+                await self._wait_for_batch(pending)
+                continue
             self.steps += 1
             wall = clock()
-            interval = max(self.stream_interval, engine.num_running / self.max_chunk_rate)
-            for seq in result.emitted:
-                if seq.output_tokens == 1 or wall >= seq.next_flush or seq.done:
-                    seq.next_flush = wall + interval
-                    pending.append(seq)
+            self._collect(result.emitted, wall, pending)
             wait = pacer.sleep_for(engine.now, wall)
             if wait > 0:
                 await asyncio.sleep(wait)

@@ -17,7 +17,33 @@ def test_sim_options_parse_with_defaults() -> None:
     assert (args.port, args.speed, args.profile, args.seed) == (0, 10.0, "h100-llama3-8b", 0)
 
 
-@pytest.mark.parametrize("argv", [["--speed", "0"], ["--profile", "nope"], ["--speed", "x"]])
+def test_static_batching_options_parse() -> None:
+    argv = ["sim", "--batching", "static", "--batch-size", "8", "--batch-timeout", "0.25"]
+    args = build_parser("sim").parse_args(argv)
+    assert (args.batching, args.batch_size, args.batch_timeout) == ("static", 8, 0.25)
+    assert build_parser("sim").parse_args(["sim"]).batching == "continuous"
+
+
+def test_stream_interval_counts_tokens_and_defaults_to_one_as_vllm() -> None:
+    parse = build_parser("sim").parse_args
+    assert parse(["sim"]).stream_interval == 1
+    assert parse(["sim", "--stream-interval", "4"]).stream_interval == 4
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--speed", "0"],
+        ["--profile", "nope"],
+        ["--speed", "x"],
+        ["--stream-interval", "0.02"],  # the old meaning (seconds) is refused, not misread
+        ["--stream-interval", "0"],
+        ["--max-event-rate", "0"],
+        ["--batching", "dynamic"],
+        ["--batch-size", "0"],
+        ["--batch-timeout", "-1"],
+    ],
+)
 def test_sim_rejects_bad_options(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         build_parser("sim").parse_args(["sim", *argv])
@@ -53,3 +79,14 @@ def test_sweep_prints_one_row_per_level(capsys: pytest.CaptureFixture[str]) -> N
     assert sweep.main(["--levels", "1,4", "--input-len", "64", "--output-len", "16"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert [row.split("|")[1].strip() for row in rows[1:]] == ["1", "4"]
+
+
+def test_a_static_batch_larger_than_the_profile_allows_exits_with_one_line() -> None:
+    argv = ["--port", "0", "--profile", "cpu-tiny", "--batching", "static", "--batch-size", "500"]
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy", "sim", *argv], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "sla-proxy sim: batch_size 500 exceeds max_num_seqs 128"
+    ]
