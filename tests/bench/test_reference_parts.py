@@ -171,3 +171,20 @@ def test_cli_without_the_tools_and_root_fails_first_with_the_command(
     assert run(parser.parse_args(["--sections", "sweep,reference"])) == 1
     err = capsys.readouterr().err
     assert tools.INSTALL in err and "micro-benchmarks" not in err
+
+
+def test_profile_summary_counts_self_and_total_time_per_frame() -> None:
+    from proxy.bench.suite.hotpath_profile import summarise
+
+    main, handle = "main (proxy/cli.py:1)", "handle (proxy/server/forward.py:44)"
+    raw = (
+        f"{main};{handle};feed (proxy/server/sse.py:29) 3\n"
+        f"{main};{handle} 1\n"
+        f"{main};_writelines (aiohttp/http_writer.py:106) 4\n"
+    )
+    text = summarise(raw)
+    assert text.startswith("8 samples")
+    assert "| 50.0 | 50.0 | `_writelines (aiohttp/http_writer.py:106)` |" in text
+    assert "| 37.5 | 37.5 | `feed (proxy/server/sse.py:29)` |" in text
+    assert "| 50.0 | `aiohttp` |" in text  # self time per package
+    assert "| 50.0 | 12.5 | `handle (proxy/server/forward.py:44)` |" in text  # own functions

@@ -175,6 +175,20 @@ def _clients(result: RefResult) -> list[str]:
     return lines
 
 
+def _contention(result: RefResult) -> list[str]:
+    others = [r.others_cores for r in result.runs] + [r.others_cores for r in result.paced]
+    cpus = result.machine.get("cpus") or 2
+    if not others or max(others) <= cpus / 4:
+        return []
+    return [
+        f"Note: other tenants kept up to {max(others):.1f} of {cpus} cores busy during these "
+        "runs (median "
+        f"{sorted(others)[len(others) // 2]:.1f}); absolute rates drift with that, the "
+        "per-round ratios less so. Compare runs with low others' CPU.",
+        "",
+    ]
+
+
 def markdown(result: RefResult) -> str:
     lines = [
         "# sla-proxy against reference proxies",
@@ -185,6 +199,7 @@ def markdown(result: RefResult) -> str:
         "",
     ]
     lines += _reference(result) + _paced(result) + _clients(result)
+    lines += _contention(result)
     found = goals(result)
     if found:
         lines += ["## Goals", ""]
