@@ -15,10 +15,21 @@ machines are shared and absolute figures drift by more than the proxy costs.
 3. Hot-path micro-benchmarks: each against the plainest code doing the same job,
    interleaved per repeat; the median of the per-repeat ratios is reported.
 
-Modules: `config` (what a run measures), `processes` (the simulator and proxy as
-subprocesses), `procfs` (/proc readings), `probes` and `overhead` (direct against
-proxied), `load` (the load phase in order), `timing` and `micro` (micro-benchmarks),
-`result`, `markdown_report`, `figure` and `output` (the report), `command` (the CLI).
+4. Reference sections (`--sections`; reference.md and reference.json): sla-proxy
+   against nginx as a proxy and a bare aiohttp passthrough under wrk (issue 12's
+   table), paced streams and the delay the proxy adds to each event, and a normal
+   request's latency among thousands of slow client sockets, and the memory of a full
+   queue (issue 10's goals).
+
+Modules: `config` (what a run measures), `processes` (subprocesses), `procfs`
+(/proc readings), `probes` and `overhead` (direct against proxied), `load` (the load
+phase in order), `timing` and `micro` (micro-benchmarks), `result`,
+`markdown_report`, `figure` and `output` (the report), `cli` (the command line).
+Reference sections: `refconfig` and `refcli` (what they measure), `tools` (nginx and
+wrk), `payloads`, `nginx`, `wrk`, `passthrough` (the bare baseline), `servers`,
+`meter` (CPU per window), `reference` (the table), `paced` and `paced_client` and
+`streams` (paced streams), `sockets`, `clients` and `queued` (issue 10), `refrun`,
+`refreport` and `refgoals` (the run and its report).
 """
 
 from proxy.bench.suite.cli import _config as _config

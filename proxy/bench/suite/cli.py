@@ -1,5 +1,6 @@
-"""The command line: options, the run in order (services and load, then the
-micro-benchmarks), notes on how far to trust it, and the exit code."""
+"""The command line: options, the run in order (the simulator sweeps and the
+micro-benchmarks, then the reference sections), notes on how far to trust it, and
+the exit code."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from proxy.bench.suite.markdown_report import markdown
 from proxy.bench.suite.micro import micro_benchmarks
 from proxy.bench.suite.output import write_outputs
 from proxy.bench.suite.processes import ServiceError, services
+from proxy.bench.suite.refcli import configure_reference, ref_config
+from proxy.bench.suite.refcli import levels as _levels
+from proxy.bench.suite.refconfig import RefConfig
 from proxy.bench.suite.result import SuiteResult, machine_info
 from proxy.bench.suite.timing import event_loop_runner
 
@@ -32,15 +36,6 @@ async def run_suite(
         load = await measure(targets, config, progress)
     machine["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     return machine, load
-
-
-def _levels(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a comma-separated list of integers: {text!r}"
-        ) from None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +73,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=defaults.micro_scale,
         help="multiplies micro-benchmark sizes (1)",
     )
+    configure_reference(parser)
 
 
 def _config(args: argparse.Namespace) -> SuiteConfig:
@@ -115,16 +111,58 @@ def _notes(config: SuiteConfig, load: LoadResult) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from proxy.bench.suite.tools import ensure
+
+    try:
+        config, ref = _config(args), ref_config(args)
+    except ValueError as exc:
+        print(f"sla-proxy bench-suite: error: {exc}", file=sys.stderr)
+        return 2
+    command = " ".join(["python -m proxy bench-suite", *sys.argv[2:]])
+    try:  # before anything long: a missing tool should not cost a whole sweep first
+        binaries = ensure() if ref.needs_tools else {}
+    except ServiceError as exc:
+        print(f"sla-proxy bench-suite: error: {exc}", file=sys.stderr)
+        return 1
+    code = _run_sweep(args, config, command) if ref.wants("sweep") else 0
+    if ref.any_reference and code != 130:
+        code = max(code, _run_reference(args, ref, binaries, command))
+    return code
+
+
+def _run_reference(
+    args: argparse.Namespace, ref: RefConfig, binaries: dict[str, str], command: str
+) -> int:
+    import aiohttp
+
+    from proxy.bench.suite.refreport import markdown as ref_markdown
+    from proxy.bench.suite.refreport import write_reference
+    from proxy.bench.suite.refrun import run_reference_sections
+
+    print(f"reference sections: {', '.join(ref.sections)} ...", file=sys.stderr)
+    try:
+        with event_loop_runner() as runner:
+            result = runner.run(run_reference_sections(ref, machine_info(), binaries, command))
+    except (ServiceError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        print(f"sla-proxy bench-suite: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nsla-proxy bench-suite: interrupted", file=sys.stderr)
+        return 130
+    print(ref_markdown(result))
+    written = write_reference(result, args.out)
+    print(f"wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
+    failed = sum(r.wrk.errors for r in result.runs) + sum(r.failures for r in result.paced)
+    return 1 if failed else 0
+
+
+def _run_sweep(args: argparse.Namespace, config: SuiteConfig, command: str) -> int:
+    """The simulator sweeps, probes and micro-benchmarks (bench.md)."""
     import aiohttp
 
     from proxy.bench.progress import ProgressBar
     from proxy.bench.sweep import BenchError
 
-    try:
-        config = _config(args)
-    except ValueError as exc:
-        print(f"sla-proxy bench-suite: error: {exc}", file=sys.stderr)
-        return 2
     started = time.perf_counter()
     bar = ProgressBar(sys.stderr)
     try:
@@ -140,7 +178,6 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     print("micro-benchmarks ...", file=sys.stderr)
     micro = micro_benchmarks(config.repeats, config.micro_scale)
-    command = " ".join(["python -m proxy bench-suite", *sys.argv[2:]])
     result = SuiteResult(
         config,
         machine,

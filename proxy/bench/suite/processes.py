@@ -50,18 +50,50 @@ async def service(
 ) -> AsyncIterator[tuple[int, re.Match[str]]]:
     """`python -m proxy ARGS` until the block ends; yields its pid and the match of
     `ready` (a regex) in its output. Stopped with SIGTERM, killed if it lingers."""
+    argv = [sys.executable, "-m", "proxy", *args]
+    async with spawn(name, argv, ready, logs, patience) as (pid, match):
+        assert match is not None  # spawn only returns once `ready` matched
+        yield pid, match
+
+
+def pinned(argv: list[str], cpu: int | None) -> list[str]:
+    """`argv` run on one CPU (taskset execs it, so the pid stays the command's)."""
+    return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
+
+
+@asynccontextmanager
+async def spawn(
+    name: str,
+    argv: list[str],
+    ready: str | None,
+    logs: str,
+    patience: float = 60.0,
+    ports: tuple[int, ...] = (),
+) -> AsyncIterator[tuple[int, re.Match[str] | None]]:
+    """Any command until the block ends: ready once `ready` (a regex) appears in its
+    output and every port in `ports` accepts a connection (for servers such as nginx
+    that say nothing when they listen). Stopped with SIGTERM, killed if it lingers."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PROXY_")}
     with _open_log(logs, name) as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "proxy", *args, stdout=log, stderr=log, cwd=PROJECT_ROOT, env=env
+            *argv, stdout=log, stderr=log, cwd=PROJECT_ROOT, env=env
         )
     try:
         deadline = time.monotonic() + patience
-        while not (match := re.search(ready, _log_text(logs, name))):
+        match: re.Match[str] | None = None
+        waiting = list(ports)
+        while True:
+            if ready is not None and match is None:
+                match = re.search(ready, _log_text(logs, name))
+            if ready is None or match is not None:
+                while waiting and await _accepts(waiting[0]):
+                    waiting.pop(0)
+                if not waiting:
+                    break
             if process.returncode is not None or time.monotonic() > deadline:
                 tail = _log_text(logs, name).strip().splitlines()[-3:]
                 raise ServiceError(f"{name} did not start: {' | '.join(tail) or 'no output'}")
-            await asyncio.sleep(0.05)  # polling a log file; bounded by the deadline
+            await asyncio.sleep(0.05)  # polling a log file or a port; bounded by the deadline
         yield process.pid, match
     finally:
         if process.returncode is None:
@@ -71,6 +103,16 @@ async def service(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+async def _accepts(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
 
 
 @asynccontextmanager
