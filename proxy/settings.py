@@ -7,7 +7,7 @@ a `.env` file in the working directory, the defaults below.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,7 +18,6 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 
 class Algorithm(StrEnum):
     AIMD = "aimd"
-    GRADIENT = "gradient"
     FIXED = "fixed"
 
 
@@ -80,30 +79,48 @@ class Settings(BaseSettings):
     sla_percentile: float = Field(
         default=0.9, gt=0, lt=1, description="Percentile the targets apply to."
     )
+    # An upper bound of the evidence's age, not the rule: decisions come from the
+    # requests admitted since the limit last moved, as soon as they are conclusive.
+    # A minute holds the 30-odd requests a binomial decision needs at under one
+    # request per second, and under a minute of stale samples at hundreds.
     window_seconds: PositiveSeconds = Field(
-        default=30.0, description="Age after which a latency sample leaves the window."
+        default=60.0, description="Age after which a latency sample leaves the window."
     )
+    # A one-sided 95% tolerance bound of the P90 from n samples is mean + k x sd of their
+    # logs with k = 3.4 at n = 5, 7.7 at n = 3: below 5 the bound is too wide to help.
     window_min_samples: int = Field(
-        default=50, ge=1, description="Fewer fresh samples than this: the controller holds."
+        default=5,
+        ge=3,
+        description="Fewest fresh values a decision far from the target rests on.",
     )
     window_max_samples: int = Field(
         default=4096, ge=16, description="Memory bound of each signal's window."
     )
 
     # --- controller -------------------------------------------------------------
-    algorithm: Algorithm = Field(default=Algorithm.AIMD, description="aimd, gradient or fixed.")
+    algorithm: Algorithm = Field(default=Algorithm.AIMD, description="aimd or fixed.")
     initial_limit: int = Field(default=8, ge=1, description="Concurrency limit at start.")
     min_limit: int = Field(default=1, ge=1, description="The limit never goes below this.")
-    max_limit: int = Field(default=256, ge=1, description="The limit never goes above this.")
+    # Far above any engine's batch (vLLM's max_num_seqs is at most 1024): a bound on
+    # the proxy's memory, never the reason an engine serves less than it could.
+    max_limit: int = Field(default=4096, ge=1, description="The limit never goes above this.")
     increase_step: int = Field(default=1, ge=1, description="AIMD additive increase per step.")
     backoff: float = Field(
         default=0.9, ge=0.5, lt=1, description="AIMD multiplicative decrease factor."
     )
+    # Decisions wait for conclusive evidence, not for the clock: a short interval only
+    # lets a conclusive finding act sooner (each tick costs well under a millisecond).
     control_interval: PositiveSeconds = Field(
-        default=1.0, description="Seconds between controller decisions."
+        default=0.25, description="Seconds between controller decisions."
+    )
+    decision_confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        lt=1,
+        description="Confidence of each decision's test on the miss fraction.",
     )
     overload_threshold: float = Field(
-        default=0.05, ge=0, le=1, description="Overload outcome rate that triggers a decrease."
+        default=0.05, gt=0, lt=1, description="Overload outcome rate that triggers a decrease."
     )
     utilization_threshold: float = Field(
         default=0.8, gt=0, le=1, description="Grow only while inflight >= this x limit."
@@ -113,8 +130,8 @@ class Settings(BaseSettings):
     queue_size: int = Field(default=128, ge=0, description="Requests waiting for a permit.")
     queue_timeout: PositiveSeconds = Field(
         default=DEFAULT_QUEUE_TIMEOUT,
-        description="Longest wait in the queue before 429 (default: half of --sla-ttft "
-        f"when that is set, else {DEFAULT_QUEUE_TIMEOUT:g}).",
+        description="Longest wait in the queue before 429; each request's own deadline "
+        "is what its TTFT and E2E targets leave after the upstream's time, if shorter.",
     )
     max_queue_timeout: PositiveSeconds = Field(
         default=120.0, description="Cap on the per-request x-queue-timeout header."
@@ -161,21 +178,6 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
-    @model_validator(mode="before")
-    @classmethod
-    def _queue_inside_ttft(cls, data: Any) -> Any:
-        """A queued request's wait counts in the TTFT its client sees, but not in the
-        TTFT the controller measures (from the upstream send): by default keep the wait
-        within half the target, leaving the other half to the engine."""
-        if isinstance(data, dict) and data.get("queue_timeout") is None:
-            try:
-                ttft = float(data["sla_ttft"])
-            except (KeyError, TypeError, ValueError):
-                return data  # no target, or an invalid one the field will report
-            if ttft > 0:
-                return {**data, "queue_timeout": ttft / 2}
-        return data
-
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.min_limit > self.max_limit:
@@ -202,11 +204,10 @@ class Settings(BaseSettings):
     def warnings(self) -> list[str]:
         """Valid but probably unintended combinations, said once at start-up."""
         found = []
-        if self.sla_ttft is not None and self.queue_timeout > self.sla_ttft:
+        if not self.sla_targets() and self.algorithm is Algorithm.AIMD:
             found.append(
-                f"queue_timeout ({self.queue_timeout:g} s) > sla_ttft ({self.sla_ttft:g} s): "
-                "a request that waits that long in the queue misses the TTFT target as its "
-                "client sees it (the controller measures from the upstream send)"
+                "no SLA target set (--sla-ttft, --sla-tpot, --sla-e2e): the limit reacts "
+                "to upstream failures only"
             )
         return found
 

@@ -194,7 +194,7 @@ async def _live(state: Any) -> None:
         control, limiter = state.admission.control, state.admission.limiter
         tick = control.last
         # What the controller judged: fresh samples at the SLA percentile.
-        seen = tick.observation.percentiles if tick is not None else {}
+        seen = tick.observation.quantiles(tick.percentile) if tick is not None else {}
         reason = tick.decision.reason if tick is not None else ""
         shed = sheds.count
         print(

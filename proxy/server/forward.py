@@ -66,7 +66,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return await _passthrough(request, state, plan, arrived)
     priority = priority_of(request, state.settings)
     async with state.admission.acquire(
-        priority, queue_timeout_of(request, state.settings)
+        priority, queue_timeout_of(request, state.settings), streamed=plan.streamed
     ) as ticket:
         sent = time.perf_counter()
         state.overhead.observe(max(0.0, sent - arrived - ticket.queued_seconds))
@@ -112,7 +112,7 @@ async def _forward(
         headers[QUEUE_HEADER] = f"{ticket.queued_seconds * 1000:.1f}"
         if plan.streamed and upstream.status == 200:
             relay = SseRelay(strip_usage=plan.strip_usage)
-            return await _relay_events(request, state, upstream, headers, relay, meter)
+            return await _relay_events(request, state, upstream, headers, relay, meter, ticket)
         return await _relay_whole(state, upstream, headers, meter)
     finally:
         # Closing (not releasing) drops the connection if the body was not read to
@@ -211,6 +211,7 @@ async def _relay_events(
     headers: CIMultiDict[str],
     relay: SseRelay,
     meter: RequestMeter,
+    ticket: Ticket,
 ) -> web.StreamResponse:
     """Event by event through `relay`. On a failure mid-stream the client gets an SSE
     error event, as vLLM sends, so the OpenAI SDK raises instead of returning a
@@ -222,8 +223,10 @@ async def _relay_events(
         try:
             async for chunk in _chunks(state, upstream):
                 out, first = relay.feed(chunk)
+                now = time.perf_counter()
                 if first:
-                    meter.first_content(time.perf_counter())
+                    meter.first_content(now)
+                    ticket.first_token(now)
                 if out:
                     await response.write(out)
         except _UpstreamFailed as failed:

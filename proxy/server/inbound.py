@@ -85,16 +85,18 @@ def priority_of(request: web.Request, settings: Settings) -> Priority:
     return Priority.NORMAL
 
 
-def queue_timeout_of(request: web.Request, settings: Settings) -> float:
+def queue_timeout_of(request: web.Request, settings: Settings) -> float | None:
+    """The client's own queue deadline (x-queue-timeout, seconds, at most
+    --max-queue-timeout); None: the one its SLA targets leave."""
     raw = request.headers.get(QUEUE_TIMEOUT_HEADER)
     if raw is None:
-        return settings.queue_timeout
+        return None
     try:
         value = float(raw)
     except ValueError:
-        return settings.queue_timeout
+        return None
     if value != value or value < 0:  # NaN or negative: ignore, as unknown priorities are
-        return settings.queue_timeout
+        return None
     return min(value, settings.max_queue_timeout)
 
 

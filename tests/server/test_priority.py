@@ -44,4 +44,5 @@ def test_queue_timeout_header_is_capped() -> None:
     state = settings(queue_timeout=5, max_queue_timeout=20)
     assert queue_timeout_of(request(**{"x-queue-timeout": "2.5"}), state) == 2.5
     assert queue_timeout_of(request(**{"x-queue-timeout": "999"}), state) == 20
-    assert queue_timeout_of(request(**{"x-queue-timeout": "soon"}), state) == 5
+    assert queue_timeout_of(request(**{"x-queue-timeout": "soon"}), state) is None
+    assert queue_timeout_of(request(), state) is None  # the SLA's budget applies

@@ -101,7 +101,7 @@ def test_environment_is_validated_too(serve: Callable[..., Result]) -> None:
 
 
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("PROXY_SLA_TTFT=0.25\nPROXY_ALGORITHM=gradient\n")
+    (tmp_path / ".env").write_text("PROXY_SLA_TTFT=0.25\nPROXY_ALGORITHM=fixed\n")
     old = Path.cwd()
     os.chdir(tmp_path)
     try:
@@ -109,7 +109,7 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
     finally:
         os.chdir(old)
     assert settings.sla_ttft == 0.25  # type: ignore[attr-defined]
-    assert settings.algorithm is Algorithm.GRADIENT  # type: ignore[attr-defined]
+    assert settings.algorithm is Algorithm.FIXED  # type: ignore[attr-defined]
 
 
 def test_command_line_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,21 +130,13 @@ def test_settings_error_lists_problems() -> None:
     assert len(info.value.problems) == 2
 
 
-def test_a_queue_longer_than_the_ttft_target_is_warned_about() -> None:
-    assert parse("--sla-ttft", "0.5", "--queue-timeout", "0.25").warnings() == []  # type: ignore[attr-defined]
-    (warning,) = parse("--sla-ttft", "0.5", "--queue-timeout", "10").warnings()  # type: ignore[attr-defined]
-    assert "misses the TTFT target" in warning
+def test_no_sla_target_is_warned_about() -> None:
+    assert parse("--sla-ttft", "0.5").warnings() == []  # type: ignore[attr-defined]
+    (warning,) = parse().warnings()  # type: ignore[attr-defined]
+    assert "no SLA target" in warning
+    assert parse("--algorithm", "fixed").warnings() == []  # type: ignore[attr-defined]
 
 
-def test_queue_timeout_defaults_to_half_the_ttft_target() -> None:
+def test_queue_timeout_is_an_upper_bound_that_does_not_depend_on_the_targets() -> None:
     assert parse().queue_timeout == 30.0  # type: ignore[attr-defined]
-    assert parse("--sla-ttft", "0.5").queue_timeout == 0.25  # type: ignore[attr-defined]
-    explicit = parse("--sla-ttft", "0.5", "--queue-timeout", "3")
-    assert explicit.queue_timeout == 3.0  # type: ignore[attr-defined]
-
-
-def test_the_derived_queue_timeout_also_follows_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("PROXY_SLA_TTFT", "0.8")
-    assert parse().queue_timeout == 0.4  # type: ignore[attr-defined]
+    assert parse("--sla-ttft", "0.5").queue_timeout == 30.0  # type: ignore[attr-defined]

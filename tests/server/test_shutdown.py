@@ -32,8 +32,11 @@ async def test_sigterm_lets_in_flight_requests_finish(sim: SimHandle) -> None:
     )  # fmt: skip
     assert process.stderr is not None
     try:
-        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
-        url = re.findall(r"http://127\.0\.0\.1:\d+", line)[0]  # the data port comes first
+        url = ""
+        while not url:  # start-up warnings may come first
+            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+            found = re.findall(r"http://127\.0\.0\.1:\d+", line)
+            url = found[0] if found else ""  # the data port comes first
         async with aiohttp.ClientSession() as session:
             long = asyncio.create_task(_post(session, url))
             await eventually(lambda: sim.engine.num_running == 1, what="request running")
