@@ -85,6 +85,14 @@ def status_of(state: ProxyState) -> dict[str, Any]:
             "details": dict(last.decision.details),
         },
         "alert": None if last is None else state.alert.snapshot.as_dict(),
+        "connections": None
+        if state.connections is None
+        else {
+            "open": state.connections.open,
+            "max": state.connections.limit,
+            "refused": state.connections.refused,
+        },
+        "draining": state.draining,
     }
 
 
@@ -123,7 +131,7 @@ async def _probe(state: ProxyState) -> bool:
 async def not_found(request: web.Request) -> web.Response:
     return json_error(
         404,
-        f"No admin route {request.method} {request.path}; try /metrics /status /healthz /readyz.",
+        "No such admin route; try /metrics /status /healthz /readyz.",
         "invalid_request_error",
         "not_found",
     )
