@@ -110,3 +110,11 @@ class RequestTimeout(ProxyError):
     status = 408
     type = "invalid_request_error"
     code = "request_timeout"
+
+
+class UnsupportedTransferCoding(ProxyError):
+    """A request body in a transfer coding other than chunked (RFC 9112 §6.1: 501)."""
+
+    status = 501
+    type = "invalid_request_error"
+    code = "unsupported_transfer_coding"

@@ -50,7 +50,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app[STATE] = state
     app.cleanup_ctx.append(_background)
     app.on_response_prepare.append(_last_headers)
-    app.router.add_route("*", "/{tail:.*}", forward.handle)
+    # [\s\S], not ".": a path whose escapes decode to a newline must reach the handler
+    # (and its 400), not end as the router's 404.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", forward.handle)
     return app
 
 

@@ -11,9 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 
-from proxy.errors import AmbiguousPath, BodyTooLarge, RequestTimeout
+from proxy.errors import (
+    AmbiguousPath,
+    BadRequest,
+    BodyTooLarge,
+    RequestTimeout,
+    UnsupportedTransferCoding,
+)
 from proxy.limiter import Priority
 from proxy.server.forwarded import ForwardingPolicy, is_forwarding_header
 from proxy.settings import Settings
@@ -39,6 +47,9 @@ _HOP_BY_HOP = frozenset(
 _NOT_FORWARDED = _HOP_BY_HOP | {"accept-encoding"}
 _NOT_RETURNED = _HOP_BY_HOP
 _DECODED = frozenset({"gzip", "deflate", "br", "zstd", "identity"})
+# aiohttp's server decodes request bodies in these; the decoded body goes on without
+# the header (the upstream would decode it a second time).
+_REQUEST_DECODED = frozenset({"gzip", "deflate", "br", "zstd"})
 
 QUEUE_HEADER = "x-sla-proxy-queue-ms"
 QUEUE_TIMEOUT_HEADER = "x-queue-timeout"
@@ -72,10 +83,14 @@ def plan_request(method: str, path: str, body: bytes, admitted_paths: frozenset[
         return Plan(admitted, False, False, body)
     try:
         payload = json.loads(body)
-    except (ValueError, RecursionError):
-        # Invalid JSON or UTF-8, digits beyond Python's limit, nesting deeper than the
-        # parser's stack: forwarded unchanged, the upstream answers its own 400.
+    except ValueError:
+        # Invalid JSON or UTF-8, digits beyond Python's limit: forwarded unchanged, the
+        # upstream answers its own 400.
         return Plan(admitted, False, False, body)
+    except RecursionError:
+        # Nesting deeper than a JSON parser's stack is no OpenAI request, and the same
+        # bomb is not worth a permit nor the upstream's parser.
+        raise BadRequest("The request body is nested too deeply.") from None
     if not isinstance(payload, dict) or payload.get("stream") is not True:
         return Plan(admitted, False, False, body)
     options = payload.get("stream_options")
@@ -138,8 +153,11 @@ async def read_body(request: web.Request, limit: int, idle: float) -> bytes:
     connection, nor a permit, which is only asked for once the body is in."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"Request body of {request.content_length} bytes exceeds {limit}.")
+    codings = request.headers.get("Transfer-Encoding")
+    if codings is not None and [c.strip().lower() for c in codings.split(",")] != ["chunked"]:
+        raise UnsupportedTransferCoding("Only the chunked transfer coding is supported.")
     chunks: list[bytes] = []
-    size = 0
+    size = 0  # after any Content-Encoding is decoded: a compressed bomb stops at `limit`
     content = request.content
     while True:
         try:
@@ -147,6 +165,9 @@ async def read_body(request: web.Request, limit: int, idle: float) -> bytes:
                 chunk = await content.readany()
         except TimeoutError:
             raise RequestTimeout(f"No request body data for {idle:g} s.") from None
+        except (RequestPayloadError, HttpProcessingError):
+            # Broken chunked framing, a body that does not decode as its Content-Encoding
+            raise BadRequest("The request body could not be read.") from None
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
@@ -166,6 +187,7 @@ def upstream_headers(request: web.Request, policy: ForwardingPolicy) -> CIMultiD
             lowered not in _NOT_FORWARDED
             and lowered not in connection_tokens
             and not is_forwarding_header(lowered)
+            and not (lowered == "content-encoding" and value.lower() in _REQUEST_DECODED)
         ):
             headers.add(name, value)
     forwarding = policy.headers(
@@ -184,5 +206,5 @@ def client_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:
         (name, value)
         for name, value in upstream.items()
         if name.lower() not in _NOT_RETURNED
-        and not (name.lower() == "content-encoding" and value.strip().lower() in _DECODED)
+        and not (name.lower() == "content-encoding" and value.lower() in _DECODED)
     )
