@@ -19,7 +19,7 @@ from proxy.metrics import Metrics, MetricsListener
 from proxy.server import admin, forward
 from proxy.server.alertmanager import AlertmanagerClient, AlertPusher
 from proxy.server.connections import ClientLimits, ProxyRunner
-from proxy.server.errors import SERVER, error_middleware
+from proxy.server.errors import error_middleware
 from proxy.server.state import STATE, ProxyState
 from proxy.server.upstream import UpstreamHealth
 from proxy.settings import Settings
@@ -57,11 +57,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
 
 async def _last_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """No version in Server (the upstream's own header, if any, is relayed); while
-    draining, every answer closes its connection so clients move to another replica."""
-    response.headers.setdefault("Server", SERVER)
+    """While draining, every answer closes its connection, so clients move on to
+    another replica."""
     if request.app[STATE].draining:
-        response.force_close()
+        response.force_close()  # the hook runs after aiohttp chose the Connection header
+        response.headers["Connection"] = "close"
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

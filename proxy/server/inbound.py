@@ -23,6 +23,7 @@ from proxy.errors import (
     UnsupportedTransferCoding,
 )
 from proxy.limiter import Priority
+from proxy.server.errors import SERVER
 from proxy.server.forwarded import ForwardingPolicy, is_forwarding_header
 from proxy.settings import Settings
 
@@ -201,10 +202,13 @@ def upstream_headers(request: web.Request, policy: ForwardingPolicy) -> CIMultiD
 def client_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:
     """The upstream's response headers for the client. Content-Encoding goes when the
     session decoded the body (gzip, deflate; br and zstd with their libraries), and
-    stays when it did not, so the client can still decode what it gets."""
-    return CIMultiDict(
+    stays when it did not, so the client can still decode what it gets. Without the
+    upstream's own Server header, the proxy names itself (never aiohttp's version)."""
+    headers = CIMultiDict(
         (name, value)
         for name, value in upstream.items()
         if name.lower() not in _NOT_RETURNED
         and not (name.lower() == "content-encoding" and value.lower() in _DECODED)
     )
+    headers.setdefault("Server", SERVER)
+    return headers
