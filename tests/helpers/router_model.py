@@ -55,4 +55,3 @@ async def running_router_model() -> AsyncIterator[RouterModel]:
         yield model
     finally:
         await runner.cleanup()
-
