@@ -74,7 +74,7 @@ async def served(proxy: RunningProxy, count: int) -> list[int]:
 async def test_trickled_heads_get_408_while_normal_requests_are_served(
     make_proxy: ProxyFactory,
 ) -> None:
-    async with make_proxy(client_header_timeout=0.5) as proxy:
+    async with make_proxy(client_header_timeout=1.5) as proxy:
         slow = [SlowClient(proxy.url, HEAD * 50, every=0.05) for _ in range(20)]
         await eventually(lambda: proxy.state.connections.open >= 20, what="slow clients in")
         assert await served(proxy, 10) == [200] * 10  # beside twenty open slow sockets
