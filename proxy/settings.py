@@ -7,10 +7,10 @@ a `.env` file in the working directory, the defaults below.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AnyHttpUrl, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (tests)
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -53,8 +53,9 @@ class Settings(BaseSettings):
         default=5.0, description="Seconds to open a connection to the upstream (then 502)."
     )
     first_byte_timeout: PositiveSeconds = Field(
-        default=600.0,
-        description="Seconds until the upstream's response headers arrive (then 504).",
+        default=60.0,
+        description="Seconds until the upstream's response headers arrive (then 504); a "
+        "non-streamed answer's headers come with its last token.",
     )
     idle_read_timeout: PositiveSeconds = Field(
         default=60.0, description="Seconds of silence allowed between upstream chunks (then 504)."
@@ -64,6 +65,33 @@ class Settings(BaseSettings):
     )
     upstream_probe_interval: PositiveSeconds = Field(
         default=1.0, description="Seconds between health probes while the upstream is down."
+    )
+
+    # --- clients: slow or hostile connections, and what their headers may claim ----
+    client_header_timeout: PositiveSeconds = Field(
+        default=60.0,
+        description="Seconds a client gets to send a request's line and headers (then 408).",
+    )
+    client_body_timeout: PositiveSeconds = Field(
+        default=60.0, description="Seconds allowed between two reads of a request body (then 408)."
+    )
+    keepalive_timeout: PositiveSeconds = Field(
+        default=75.0, description="Seconds an idle keep-alive client connection stays open."
+    )
+    max_connections: int = Field(
+        default=8192,
+        ge=1,
+        description="Client connections open at once on the data port; beyond, a 503 and close.",
+    )
+    trust_priority_header: bool = Field(
+        default=False,
+        description="Take the priority header from requests without a mapped API key "
+        "(else they are normal); a mapped key's class is always a ceiling.",
+    )
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated CIDRs whose Forwarded, X-Forwarded-* and X-Real-IP are "
+        "kept and appended to; from any other peer they are replaced.",
     )
 
     # --- SLA --------------------------------------------------------------------
@@ -139,7 +167,7 @@ class Settings(BaseSettings):
     priority_header: str = Field(default="x-priority", description="Header naming the class.")
     api_key_priorities: dict[str, PriorityName] = Field(
         default_factory=dict,
-        description='API key to class, JSON: {"sk-batch": "low"}; the header wins.',
+        description='API key to class, JSON: {"sk-batch": "low"}; the header may only lower it.',
     )
 
     # --- capacity alert ---------------------------------------------------------
@@ -158,8 +186,8 @@ class Settings(BaseSettings):
 
     shutdown_timeout: PositiveSeconds = Field(
         default=25.0,
-        description="On SIGTERM: seconds in-flight requests get to finish (readyz and new "
-        "requests answer 503 meanwhile).",
+        description="On SIGTERM: one deadline for in-flight requests (readyz and new requests "
+        "answer 503 meanwhile; streams still open at it end with an error event).",
     )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
 
@@ -170,6 +198,13 @@ class Settings(BaseSettings):
         if level not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be one of debug, info, warning, error")
         return level
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("host")
     @classmethod

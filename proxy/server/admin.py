@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proxy.core.sla import SIGNALS
 from proxy.metrics import QUANTILES
-from proxy.server.errors import error_middleware, json_error
+from proxy.server.errors import SERVER, error_middleware, json_error
 from proxy.server.state import STATE, ProxyState
 
 # Readiness: an upstream answer this recent counts; older, and /readyz asks it itself.
@@ -27,7 +27,12 @@ def create_admin_app(state: ProxyState) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/{tail:.*}", not_found)
+    app.on_response_prepare.append(_server_header)
     return app
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER  # the name, not aiohttp's version
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -85,6 +90,14 @@ def status_of(state: ProxyState) -> dict[str, Any]:
             "details": dict(last.decision.details),
         },
         "alert": None if last is None else state.alert.snapshot.as_dict(),
+        "connections": None
+        if state.connections is None
+        else {
+            "open": state.connections.open,
+            "max": state.connections.limit,
+            "refused": state.connections.refused,
+        },
+        "draining": state.draining,
     }
 
 
@@ -123,7 +136,7 @@ async def _probe(state: ProxyState) -> bool:
 async def not_found(request: web.Request) -> web.Response:
     return json_error(
         404,
-        f"No admin route {request.method} {request.path}; try /metrics /status /healthz /readyz.",
+        "No such admin route; try /metrics /status /healthz /readyz.",
         "invalid_request_error",
         "not_found",
     )

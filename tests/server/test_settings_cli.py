@@ -140,3 +140,23 @@ def test_no_sla_target_is_warned_about() -> None:
 def test_queue_timeout_is_an_upper_bound_that_does_not_depend_on_the_targets() -> None:
     assert parse().queue_timeout == 30.0  # type: ignore[attr-defined]
     assert parse("--sla-ttft", "0.5").queue_timeout == 30.0  # type: ignore[attr-defined]
+
+
+def test_trusted_proxies_are_comma_separated_cidrs(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = parse("--trusted-proxies", "10.0.0.0/8, 2001:db8::/32,192.168.1.7")
+    shown = [str(network) for network in settings.trusted_proxies]  # type: ignore[attr-defined]
+    assert shown == ["10.0.0.0/8", "2001:db8::/32", "192.168.1.7/32"]
+    monkeypatch.setenv("PROXY_TRUSTED_PROXIES", "172.16.0.0/12")
+    assert [str(n) for n in parse().trusted_proxies] == ["172.16.0.0/12"]  # type: ignore[attr-defined]
+
+
+def test_a_bad_cidr_is_one_line_naming_the_option(serve: Callable[..., Result]) -> None:
+    result = serve("--trusted-proxies", "10.0.0.0/8,not-a-network")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "--trusted-proxies / PROXY_TRUSTED_PROXIES" in line
+
+
+def test_the_priority_header_is_untrusted_by_default() -> None:
+    assert parse().trust_priority_header is False  # type: ignore[attr-defined]
+    assert parse("--trust-priority-header", "true").trust_priority_header is True  # type: ignore[attr-defined]
