@@ -28,6 +28,16 @@ def test_a_real_vllm_skip_is_counted_in_the_last_line(pytester: pytest.Pytester)
     assert result.outlines[-1] == "1 tests skipped: the real-vLLM checks, run by make e2e-vllm"
 
 
+def test_under_make_e2e_vllm_the_line_is_not_printed(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _suite(pytester)
+    monkeypatch.setenv("SLA_PROXY_VLLM_URL", "http://127.0.0.1:1")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:asyncio")
+    result.assert_outcomes(skipped=1)
+    assert "the real-vLLM checks, run by make e2e-vllm" not in result.stdout.str()
+
+
 def test_a_skip_anywhere_else_fails_with_its_reason(pytester: pytest.Pytester) -> None:
     _suite(pytester)
     (pytester.path / "tests/deploy/test_tool.py").write_text(SKIPS)
