@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from proxy.core.sla import SIGNALS
 from proxy.metrics import QUANTILES
 from proxy.server.errors import SERVER, error_middleware, json_error
+from proxy.server.page import live_page
 from proxy.server.state import STATE, ProxyState
 
 # Readiness: an upstream answer this recent counts; older, and /readyz asks it itself.
@@ -22,6 +24,7 @@ _RECENT_SECONDS = 10.0
 def create_admin_app(state: ProxyState) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[STATE] = state
+    app.router.add_get("/", live_page)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status)
     app.router.add_get("/healthz", healthz)
@@ -70,11 +73,13 @@ def status_of(state: ProxyState) -> dict[str, Any]:
         }
     last = control.last
     return {
+        "time": time.time(),  # when this was read: the live page's clock and shed rate
         "limit": limiter.limit,
         "inflight": limiter.inflight,
         "queued": limiter.queued,
         "queued_by_priority": {p.value: n for p, n in limiter.queued_by_priority().items()},
         "epoch": limiter.epoch,
+        "shed_total": _shed_total(state),
         "algorithm": settings.algorithm.value,
         "bounds": {"min": settings.min_limit, "max": settings.max_limit},
         "sla_percentile": control.sla.percentile,
@@ -99,6 +104,12 @@ def status_of(state: ProxyState) -> dict[str, Any]:
         },
         "draining": state.draining,
     }
+
+
+def _shed_total(state: ProxyState) -> int:
+    """Every 429 since start (all reasons and priorities), as /metrics counts them."""
+    shed = state.families.shed.collect()
+    return int(sum(s.value for f in shed for s in f.samples if s.name.endswith("_total")))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -136,7 +147,7 @@ async def _probe(state: ProxyState) -> bool:
 async def not_found(request: web.Request) -> web.Response:
     return json_error(
         404,
-        "No such admin route; try /metrics /status /healthz /readyz.",
+        "No such admin route; try / /metrics /status /healthz /readyz.",
         "invalid_request_error",
         "not_found",
     )
