@@ -3,6 +3,7 @@
     async with admission.acquire(priority, streamed=True) as ticket:
         ...                       # forward upstream
         ticket.first_token(now)   # as it happens (streams)
+        ticket.progress(tokens, now)
         ticket.report(sample)     # what happened, once
 
 `acquire` counts the arrival, takes a permit from the limiter within the request's
@@ -74,6 +75,9 @@ class Ticket:
 
     def first_token(self, now: float) -> None:
         self._admission.control.first_token(self.flight, now)
+
+    def progress(self, tokens: int, now: float) -> None:
+        self._admission.control.progress(self.flight, tokens, now)
 
     def report(self, sample: Sample) -> None:
         """What the request produced; only the first report counts."""

@@ -93,8 +93,14 @@ class ControlLoop:
 
     def first_token(self, flight: Flight, now: float) -> None:
         if flight.first_at is None:
-            flight.first_at = now
+            flight.first_at = flight.last_at = now
+            flight.tokens = max(flight.tokens, 1)
             self.windows.first_token(flight, now)
+
+    def progress(self, flight: Flight, tokens: int, now: float) -> None:
+        """Content events (tokens) a stream has had so far: its TPOT so far."""
+        if tokens > flight.tokens:
+            flight.tokens, flight.last_at = tokens, now
 
     def observe(self, sample: Sample, flight: Flight | None = None) -> Verdict | None:
         """Record one finished request; its verdict against the SLA, None when it did

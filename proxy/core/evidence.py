@@ -61,6 +61,10 @@ class SignalEvidence:
     target: float
     resolved: tuple[tuple[float, float], ...]
     pending: tuple[float, ...] = ()
+    # Values so far of requests still running (TPOT from the tokens so far): estimates,
+    # not outcomes, so only slow start's estimate reads them. (Judging breaches on them
+    # cut the limit for prefill stalls early in a request: measured in the scenarios.)
+    partial: tuple[float, ...] = ()
 
     @property
     def count(self) -> int:
@@ -125,7 +129,7 @@ def _estimate(ev: SignalEvidence, min_samples: int) -> float:
         threshold = ev.target / g
         if any(age >= threshold for age in ev.pending):
             continue
-        values = [v for age, v in ev.resolved if age >= threshold]
+        values = [v for age, v in ev.resolved if age >= threshold] + list(ev.partial)
         if len(values) >= min_samples and max(values) <= threshold:
             return g
     return 0.0

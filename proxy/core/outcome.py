@@ -81,13 +81,28 @@ class Sample:
         return {"ttft": self.signal("ttft"), "tpot": self.signal("tpot"), "e2e": self.e2e}
 
 
+# A stream's TPOT so far is judged from at least this many tokens: 15 inter-token gaps,
+# so one step stretched by a prefill chunk (a few decode steps long) moves it by a fifth
+# at most, while a typical answer still gives one well before it ends.
+PARTIAL_MIN_TOKENS = 16
+
+
 class Flight:
     """A request in flight, as far as the control loop knows it (times on its clock)."""
 
-    __slots__ = ("epoch", "first_at", "sent", "streamed")
+    __slots__ = ("epoch", "first_at", "last_at", "sent", "streamed", "tokens")
 
     def __init__(self, sent: float, epoch: int, streamed: bool) -> None:
         self.sent = sent
         self.epoch = epoch
         self.streamed = streamed
         self.first_at: float | None = None  # its first content event
+        self.tokens = 0  # content events (tokens) so far
+        self.last_at: float | None = None  # the latest of them
+
+    def partial_tpot(self) -> float | None:
+        """Time per output token after the first, so far; None with too few tokens."""
+        first, last = self.first_at, self.last_at
+        if first is None or last is None or self.tokens < PARTIAL_MIN_TOKENS or last <= first:
+            return None
+        return (last - first) / (self.tokens - 1)

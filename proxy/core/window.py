@@ -238,12 +238,14 @@ class SignalWindows:
                 continue
             resolved = window.fresh(now, epoch)
             pending: tuple[float, ...] = ()
+            partial: tuple[float, ...] = ()
             if name == "ttft":
                 pending = tuple(now - f.sent for f in streamed if f.first_at is None)
             elif name == "e2e":
                 pending = tuple(now - f.sent for f in fresh)
-            # TPOT is known only once a request ends: it has no censored evidence.
-            out[name] = SignalEvidence(target, tuple(resolved), pending)
+            else:  # TPOT is known once a request ends; its tokens so far estimate it
+                partial = tuple(t for f in streamed if (t := f.partial_tpot()) is not None)
+            out[name] = SignalEvidence(target, tuple(resolved), pending, partial)
         return out
 
     def outcome_counts(self, now: float, epoch: int) -> OutcomeCounts:

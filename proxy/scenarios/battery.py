@@ -38,6 +38,7 @@ TPOT_TIGHTNESS = (1.6, 2.5, 4.0)  # x a decode step at batch 1
 TTFT_TIGHTNESS = (4.0, 10.0, 25.0)  # x the prefill of the median prompt
 E2E_TIGHTNESS = (2.0, 4.0, 8.0)  # x (prefill + mean output x a batch-1 step)
 PROMPT_MEDIANS = (256, 512, 1024)
+MAX_DURATION = 900.0  # virtual seconds; a slow engine's case runs long, not forever
 FIXED_OUTPUTS = (64, 128, 256)
 LOGNORMAL_OUTPUTS = ((64, 0.6), (128, 1.0), (128, 0.6))
 
@@ -54,6 +55,7 @@ class Case:
     output_sigma: float
     streamed: bool
     seed: int
+    scale: float = 1.0  # < 1 shortens every duration (a smoke run in `make test`)
 
     @property
     def engine(self) -> Profile:
@@ -64,14 +66,16 @@ class Case:
         """Long enough for the shape, and for a few dozen requests to finish within
         the longest target after the start (an E2E target of a minute needs minutes)."""
         base = {"swing": 300.0, "bursty": 180.0, "loss": 180.0, "cold": 90.0}.get(self.shape, 150.0)
-        if self.shape == "swing":
-            return base
-        return max(base, 5.0 * max(self.sla.values()))
+        if self.shape != "swing":
+            limit, rate = estimate(self)
+            lifetime = limit / rate if rate > 0 else 0.0  # one request's time at the knee
+            base = min(MAX_DURATION, max(base, 5.0 * max(self.sla.values()), 20.0 * lifetime))
+        return base * self.scale
 
     @property
     def warmup(self) -> float:
         """Judged from here: the cold start is a case of its own."""
-        return 0.0 if self.shape in ("cold", "swing") else 20.0
+        return 0.0 if self.shape in ("cold", "swing") else 20.0 * self.scale
 
     def mean_output(self) -> float:
         if self.output_tokens is not None:
@@ -89,17 +93,20 @@ class Case:
         """The case's arrivals at `capacity` requests/s served within the SLA; with
         `shaped=False`, a plain 2x overload with the base length mix (calibration)."""
         shape = self.shape if shaped else "cold"
-        c, d = capacity, self.duration if shaped else 40.0
+        c, d, k = capacity, self.duration if shaped else 40.0, self.scale
         rates: tuple[tuple[float, float], ...]
         if shape == "step":
-            rates = ((0.0, 0.5 * c), (30.0, 2.0 * c))
+            rates = ((0.0, 0.5 * c), (30.0 * k, 2.0 * c))
         elif shape == "bursty":
+            period = 15.0 * k
             rates = tuple(
-                (t, (4.0 if (t // 15) % 2 == 0 else 0.25) * c) for t in range(0, int(d), 15)
+                (i * period, (4.0 if i % 2 == 0 else 0.25) * c) for i in range(int(d / period))
             )
         elif shape == "ramp":
-            steps = int(d // 10)
-            rates = tuple((10.0 * i, c * (0.3 + 1.9 * i / max(1, steps - 1))) for i in range(steps))
+            steps = int(d // (10 * k))
+            rates = tuple(
+                (10.0 * k * i, c * (0.3 + 1.9 * i / max(1, steps - 1))) for i in range(steps)
+            )
         elif shape == "under":
             rates = ((0.0, 0.8 * c),)
         elif shape == "near":
@@ -120,7 +127,7 @@ class Case:
         )
 
     def faults(self) -> tuple[Fault, ...]:
-        return _faults(self.shape, self.duration)
+        return _faults(self.shape, self.duration, self.scale)
 
     def describe(self) -> str:
         sla = ", ".join(f"{k.removeprefix('sla_')} {v * 1000:.0f} ms" for k, v in self.sla.items())
@@ -133,11 +140,11 @@ class Case:
         return f"{self.profile}, {sla}, {self.shape}, prompt {self.prompt_median}, {out}, {mode}"
 
 
-def _faults(shape: str, duration: float) -> tuple[Fault, ...]:
+def _faults(shape: str, duration: float, scale: float = 1.0) -> tuple[Fault, ...]:
     if shape == "loss":
         return (Fault(duration / 3, 2.5),)
     if shape == "swing":
-        return (Fault(60.0, 2.0), Fault(180.0, 1.0))
+        return (Fault(60.0 * scale, 2.0), Fault(180.0 * scale, 1.0))
     return ()
 
 

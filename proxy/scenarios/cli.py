@@ -1,9 +1,9 @@
-"""`sla-proxy scenario NAME|all --out DIR`: the admission-control scenarios.
+"""`sla-proxy scenario NAME|battery|all --out DIR`: the admission-control scenarios.
 
-Each runs the real Limiter + ControlLoop in front of the simulator's engine on a
+Each runs the real admission objects in front of the simulator's engine on a
 virtual clock (`proxy.scenarios.harness`), prints a table and its goals, and writes
-NAME.md, NAME.json and NAME.png (plus extras) to DIR. The scenarios themselves are
-in `proxy.scenarios.defs`.
+NAME.md, NAME.json and NAME.png (plus extras) to DIR. The hand-written scenarios are
+in `proxy.scenarios.defs`; the generated battery in `battery`, `judge` and `suite`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,15 @@ from typing import Any
 from proxy.scenarios.context import CAPACITY_AT_SLA, Context, default_jobs
 from proxy.scenarios.defs import SCENARIOS
 from proxy.scenarios.plot import available
+from proxy.scenarios.suite import BATTERY_CASES, battery
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=[*SCENARIOS, "all"], help="scenario to run, or all")
+    parser.add_argument(
+        "name",
+        choices=[*SCENARIOS, "battery", "all"],
+        help="a hand-written scenario, the generated battery, or all of them",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/scenarios"), help="output folder")
     parser.add_argument("--profile", default="h100-llama3-8b", help="simulator profile")
     parser.add_argument(
@@ -29,7 +34,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="goodput at the SLA, req/s (default: measured for the profile); "
         "scenarios offer twice this",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="of the runs and of the battery")
+    parser.add_argument(
+        "--cases", type=int, default=BATTERY_CASES, help="generated cases in the battery"
+    )
     parser.add_argument(
         "--jobs", type=int, default=default_jobs(), help="runs in parallel processes"
     )
@@ -78,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not available():
         print("matplotlib is not installed: writing tables and JSON, no PNGs", file=sys.stderr)
-    names = list(SCENARIOS) if args.name == "all" else [args.name]
+    names = [*SCENARIOS, "battery"] if args.name == "all" else [args.name]
     failed = []
     for name in names:
-        report = SCENARIOS[name](ctx)
+        report = battery(ctx, args.cases) if name == "battery" else SCENARIOS[name](ctx)
         report.write(args.out)
         print(report.markdown(), flush=True)
         if not report.passed:

@@ -37,9 +37,6 @@ from proxy.sim.profiles import Profile
 # the knee is the proxy's to find. TTFT 0.5 s leaves room for the prefill stalls of
 # a busy engine (P90 ~0.3 s at the knee) plus a short wait in the proxy's queue.
 SLA: dict[str, Any] = {"sla_ttft": 0.5, "sla_tpot": 0.025}
-# A client that wants its first token within 0.5 s cannot use a 30 s queue: the queue
-# deadline is part of the TTFT budget (clients can send x-queue-timeout for this).
-QUEUE_TIMEOUT = 0.25
 # Goodput at the SLA of the best fixed limit (oracle) at overload, measured with the
 # settings above: the scenarios offer twice this.
 CAPACITY_AT_SLA = {"h100-llama3-8b": 55.0}
@@ -140,14 +137,13 @@ class Context:
     def settings(self, **values: Any) -> Settings:
         """The scenario's proxy settings; the caller's `--set` wins over scenario
         values. PROXY_* environment variables apply, as everywhere else."""
-        merged = {**SLA, "queue_timeout": QUEUE_TIMEOUT, **values, **self.overrides}
+        merged = {**SLA, **values, **self.overrides}
         return Settings(_env_file=None, **merged)
 
     def fixed(self, limit: int) -> Settings:
-        merged = {**SLA, "queue_timeout": QUEUE_TIMEOUT}
         return Settings(
             _env_file=None,
-            **merged,
+            **SLA,
             algorithm=Algorithm.FIXED,
             initial_limit=limit,
             max_limit=max(256, limit),
@@ -207,7 +203,6 @@ def default_jobs() -> int:
 
 __all__ = [
     "CAPACITY_AT_SLA",
-    "QUEUE_TIMEOUT",
     "SLA",
     "Check",
     "Context",

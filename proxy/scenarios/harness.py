@@ -25,7 +25,7 @@ from proxy.errors import Shed
 from proxy.limiter import Priority
 from proxy.load.arrivals import Arrival, Load
 from proxy.settings import Settings
-from proxy.sim.engine import Engine
+from proxy.sim.engine import Engine, Sequence
 from proxy.sim.profiles import Profile
 from proxy.sim.runner import EngineRunner, SeqHandle
 
@@ -142,6 +142,19 @@ class Replica:
         self.settings = settings
         self.admission, self.alert = factory.admission(settings, clock)
         self.limiter = self.admission.limiter
+        self.active: dict[Ticket, Sequence] = {}  # admitted, still generating
+
+    async def control(self) -> None:
+        """The server's control loop, with one addition: the engine does not wake
+        writers per token here, so each tick first tells the tickets how far their
+        sequences got (what the server's relay reports as events arrive)."""
+        admission = self.admission
+        while True:
+            await asyncio.sleep(admission.control.interval)
+            for ticket, seq in self.active.items():
+                if seq.last_token_at is not None:
+                    ticket.progress(seq.output_tokens, seq.last_token_at)
+            admission.tick()
 
 
 class Harness:
@@ -170,7 +183,7 @@ class Harness:
         background += [self.loop.create_task(self._fault(f)) for f in self.config.faults]
         for replica in self.replicas:
             replica.admission.subscribe(_TickRecorder(self, replica))
-            background.append(self.loop.create_task(replica.admission.run()))
+            background.append(self.loop.create_task(replica.control()))
         requests: list[asyncio.Task[None]] = []
         try:
             for arrival in self.config.load.arrivals(self.config.seed, self.config.replicas):
@@ -206,7 +219,7 @@ class Harness:
                 Priority.NORMAL, streamed=self.config.load.streamed
             ) as ticket:
                 record.queued = ticket.queued_seconds
-                await self._generate(record, ticket)
+                await self._generate(record, ticket, replica)
                 assert record.e2e is not None
                 ticket.report(
                     Sample(
@@ -223,7 +236,9 @@ class Harness:
         except Shed:
             record.shed = True
 
-    async def _generate(self, record: RequestRecord, ticket: Ticket | None = None) -> None:
+    async def _generate(
+        self, record: RequestRecord, ticket: Ticket | None = None, replica: Replica | None = None
+    ) -> None:
         load = self.config.load
         exact = record.planned_tokens
         record.sent = sent = self.now()
@@ -233,6 +248,8 @@ class Harness:
             ignore_eos=exact is not None,
         )
         seq = handle.seq
+        if replica is not None and ticket is not None:
+            replica.active[ticket] = seq
         try:
             await _until(handle, lambda: seq.output_tokens > 0 or seq.done)
             record.ttft = self.now() - sent
@@ -243,6 +260,8 @@ class Harness:
             record.output_tokens = seq.output_tokens
         finally:
             self.runner.release(handle)
+            if replica is not None and ticket is not None:
+                replica.active.pop(ticket, None)
 
     async def _sample_engine(self) -> None:
         engine = self.engine

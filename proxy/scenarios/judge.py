@@ -65,8 +65,6 @@ class CaseResult:
     @property
     def passed(self) -> bool:
         ok = self.ratio >= 0.9 and self.worst_p90 <= 1.1
-        if "swing_gain" in self.extra:
-            ok &= self.extra["swing_gain"] >= 1.10
         if "cold_reached_s" in self.extra:
             reached = self.extra["cold_reached_s"]
             ok &= reached is not None and reached <= 10.0 and self.extra["cold_shed"] == 0

@@ -132,8 +132,17 @@ def _arrivals(ax: Any, result: RunResult, targets: Mapping[str, float]) -> None:
     ax.legend(loc="upper right", fontsize="small")
 
 
-def write_bars(values: Mapping[str, float], path: Path, title: str, ylabel: str) -> bool:
-    """One bar per configuration (the goodput comparison)."""
+def write_bars(
+    values: Mapping[str, float],
+    path: Path,
+    title: str,
+    ylabel: str,
+    *,
+    fmt: str = "%.1f",
+    rotation: float = 15,
+    line: float | None = None,
+) -> bool:
+    """One bar per configuration (the goodput comparison); `line`: a reference level."""
     if not available():
         return False
     import matplotlib
@@ -141,13 +150,15 @@ def write_bars(values: Mapping[str, float], path: Path, title: str, ylabel: str)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(max(9, 0.5 * len(values)), 4), constrained_layout=True)
     names = list(values)
     bars = ax.bar(names, [values[n] for n in names], color="tab:blue")
-    ax.bar_label(bars, fmt="%.1f")
+    ax.bar_label(bars, fmt=fmt, fontsize=7 if len(values) > 10 else 10)
+    if line is not None:
+        ax.axhline(line, color="tab:red", linestyle="--", linewidth=1)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.tick_params(axis="x", labelrotation=15)
+    ax.tick_params(axis="x", labelrotation=rotation, labelsize=7 if len(values) > 10 else 10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)

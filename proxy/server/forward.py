@@ -265,6 +265,7 @@ async def _relay_events(
                 if first:
                     meter.first_content(now)
                     ticket.first_token(now)
+                ticket.progress(relay.content_events, now)
                 if out:
                     await response.write(out)
         except _UpstreamFailed as failed:

@@ -1,16 +1,25 @@
-"""Against a real engine, the AIMD limit finds the knee and the admitted requests meet the SLA.
+"""Against a real engine, the proxy's defaults (only the SLA set) hold the SLA past the
+knee, and serve more requests within it than no proxy at the same load.
 
-First vLLM's own TPOT is measured directly at concurrency 1 and 32, in this run, on
-this machine; the target is put halfway between the two P90s. A proxy of
-the check's own, with that target, then takes a bounded closed-loop load at
-concurrency 32: its limit must come down from 32 and stay below it, and the
-requests it admitted in the settled part of the run must meet the target.
+1. Warm-up: the first requests after start-up pay one-off costs (graph capture,
+   allocator growth), so they are sent and thrown away.
+2. Calibration, interleaved: closed-loop rounds at several concurrencies, the order
+   reversed every round, so a slow phase of the machine spreads over every level
+   instead of bending the curve; each level's P90 TPOT is the median over rounds.
+   The target is the P90 TPOT measured at the knee concurrency KNEE.
+3. The load is clearly past the knee, OVERLOAD = 2 x KNEE clients, so the limit has
+   to bind: direct, through the proxy, direct again (interleaved, so a drift of the
+   machine's speed hits both sides).
+4. Judged from the client's side over the settled part of the proxy run: the
+   admitted requests' P90 TPOT within 1.1 x the target, and at least as many
+   requests per second within the target as direct at the same load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,68 +31,78 @@ from e2e_vllm_load import Sample, percentile, run_load
 from e2e_vllm_process import proxy_process
 from e2e_vllm_support import Endpoints, get_text, vllm_metric, wait_for
 
-CONCURRENCY = 32
-LOAD_SECONDS = 90.0
-# P90 of fewer samples at concurrency 1 is at the mercy of one or two slow requests.
-DIRECT_ONE_REQUESTS = 24
-# Direct measurement at 32: the first seconds are a burst of 32 simultaneous prefills
-# that inflates TPOT far beyond the steady state the proxy later sees; leave them out.
-DIRECT_SECONDS = 15.0
-DIRECT_RAMP = 4.0
-# The last part of the run counts as settled; before it the limit may first probe
-# above 32 (up to --max-limit) and then come down.
-SETTLED_FRACTION = 1 / 3
-# Halfway: lower puts the target within the noise of vLLM at low concurrency (other
-# work on the 2 cores can push it there), higher puts the knee too close to 32.
-TARGET_POSITION = 1 / 2
-# Allowance over the target for the admitted P90. AIMD holds the P90 *around* the
-# target (it probes above before it backs off) and the client's clock includes the
-# relay and its own CPU share: passing runs measured +5% to +19%. Eager-mode decoding
-# on 2 cores adds run-to-run noise on top.
-NOISE = 0.3
+KNEE = 16
+OVERLOAD = 2 * KNEE
+LEVELS = (1, 4, 8, KNEE, OVERLOAD)
+ROUNDS = 2
+LEVEL_SECONDS = 8.0
+# The first moments of a closed-loop level are a burst of simultaneous prefills that
+# inflates TPOT beyond the steady state; the level is measured after them.
+RAMP_SECONDS = 2.0
+DIRECT_SECONDS = 30.0
+PROXY_SECONDS = 90.0
+SETTLED_FROM = 45.0  # the proxy starts cold at its default initial limit
+ALLOWANCE = 1.1  # the issue's goal for the client-side P90
 STATUS_EVERY = 0.5
-# Mean cores taken by programs outside this run above which a miss is inconclusive:
-# vLLM alone keeps both cores busy, so even a quarter core elsewhere shifts its speed.
-FOREIGN_CORES_MAX = 0.25
-PROXY_OPTIONS = [
-    "--initial-limit", str(CONCURRENCY),
-    "--max-limit", str(2 * CONCURRENCY),
-    "--control-interval", "0.5",
-    "--window-min-samples", "10",
-    "--window-seconds", "10",
-]  # fmt: skip
 
 
 @dataclass
 class Figures:
-    """What the run measured; written to the logs folder for the README's table."""
+    """What the run measured; written to the logs folder for docs/real-vllm.md."""
 
-    direct_c1: dict[str, float] = field(default_factory=dict)
-    direct_c32: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, list[float]] = field(default_factory=dict)  # level -> P90s
     target_tpot: float = 0.0
+    direct: list[dict[str, float]] = field(default_factory=list)
+    proxied: dict[str, float] = field(default_factory=dict)
     limit_trace: list[tuple[float, int]] = field(default_factory=list)
-    settled_limit: dict[str, float] = field(default_factory=dict)
-    admitted: dict[str, float] = field(default_factory=dict)
-    proxy_status_tpot_p90: float | None = None
-    # Measured again after the load: tells noise on the machine from a proxy fault.
-    direct_c1_after: dict[str, float] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     foreign_cores: float = 0.0
 
 
-def _summary(samples: list[Sample], seconds: float) -> dict[str, float]:
-    ok = [s for s in samples if s.status == 200 and s.tpot is not None and s.ttft is not None]
+def _ok(samples: list[Sample]) -> list[Sample]:
+    return [s for s in samples if s.status == 200 and s.tpot is not None]
+
+
+def _summary(samples: list[Sample], seconds: float, target: float) -> dict[str, float]:
+    ok = _ok(samples)
     assert ok, "no successful request to measure"
     tpots = [s.tpot for s in ok if s.tpot is not None]
-    ttfts = [s.ttft for s in ok if s.ttft is not None]
     return {
         "requests": len(ok),
-        "req_per_s": round(len(ok) / seconds, 2),
+        "req_per_s": round(len(ok) / seconds, 3),
+        "good_per_s": round(sum(t <= target for t in tpots) / seconds, 3),
         "tpot_p50": percentile(tpots, 0.5),
         "tpot_p90": percentile(tpots, 0.9),
-        "ttft_p50": percentile(ttfts, 0.5),
-        "ttft_p90": percentile(ttfts, 0.9),
     }
+
+
+async def _steady_p90(url: str, model: str, concurrency: int) -> float:
+    started = time.monotonic()
+    samples = await run_load(url, model, concurrency, duration=LEVEL_SECONDS)
+    steady = [s.tpot for s in _ok(samples) if s.started - started >= RAMP_SECONDS]
+    assert steady, f"no steady request at concurrency {concurrency}"
+    return percentile([t for t in steady if t is not None], 0.9)
+
+
+async def _calibrate(endpoints: Endpoints, figures: Figures) -> float:
+    await run_load(endpoints.vllm, endpoints.model, 4, requests=12)  # warm-up
+    for round_ in range(ROUNDS):
+        order = LEVELS if round_ % 2 == 0 else tuple(reversed(LEVELS))
+        for level in order:
+            p90 = await _steady_p90(endpoints.vllm, endpoints.model, level)
+            figures.calibration.setdefault(str(level), []).append(p90)
+    medians = {int(k): statistics.median(v) for k, v in figures.calibration.items()}
+    # A real engine's TPOT grows with its batch; if this one's did not, the check
+    # would have no knee to find, which is a broken setup, not a pass.
+    assert medians[OVERLOAD] >= 1.3 * medians[1], f"TPOT does not grow with load: {medians}"
+    return round(medians[KNEE], 4)
+
+
+async def _direct(endpoints: Endpoints, target: float) -> dict[str, float]:
+    started = time.monotonic()
+    samples = await run_load(endpoints.vllm, endpoints.model, OVERLOAD, duration=DIRECT_SECONDS)
+    steady = [s for s in samples if s.started - started >= RAMP_SECONDS]
+    return _summary(steady, DIRECT_SECONDS - RAMP_SECONDS, target)
 
 
 async def _status(admin: str) -> dict[str, Any] | None:
@@ -94,17 +113,25 @@ async def _status(admin: str) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-async def _measure_one(url: str, model: str, requests: int) -> dict[str, float]:
-    started = time.monotonic()
-    samples = await run_load(url, model, 1, requests=requests)
-    return _summary(samples, time.monotonic() - started)
-
-
-async def _measure_steady(url: str, model: str, concurrency: int) -> dict[str, float]:
-    started = time.monotonic()
-    samples = await run_load(url, model, concurrency, duration=DIRECT_SECONDS)
-    steady = [s for s in samples if s.started - started >= DIRECT_RAMP]
-    return _summary(steady, time.monotonic() - started - DIRECT_RAMP)
+async def _proxied(endpoints: Endpoints, figures: Figures) -> list[Sample]:
+    options = ["--sla-tpot", str(figures.target_tpot)]  # the defaults, only the SLA set
+    log = endpoints.logs / "proxy-admission.log"
+    async with proxy_process(endpoints.vllm, options, log) as proxy:
+        started = time.monotonic()
+        load = asyncio.create_task(
+            run_load(proxy.url, endpoints.model, OVERLOAD, duration=PROXY_SECONDS)
+        )
+        while not load.done():
+            now = await _status(proxy.admin)
+            if now is not None:
+                figures.limit_trace.append((round(time.monotonic() - started, 1), now["limit"]))
+            await asyncio.wait({load}, timeout=STATUS_EVERY)
+        samples = load.result()
+    for sample in samples:
+        figures.statuses[str(sample.status)] = figures.statuses.get(str(sample.status), 0) + 1
+    settled = [s for s in samples if s.started - started >= SETTLED_FROM]
+    figures.proxied = _summary(settled, PROXY_SECONDS - SETTLED_FROM, figures.target_tpot)
+    return samples
 
 
 def _write(path: Path, text: str) -> None:
@@ -112,100 +139,37 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-async def _run(endpoints: Endpoints, figures: Figures) -> tuple[list[Sample], float]:
-    """Measure vLLM directly, then load the proxy; returns the load's samples and start."""
-    # Warm-up first: the first requests after start-up pay one-off costs.
-    await run_load(endpoints.vllm, endpoints.model, 4, requests=8)
-    figures.direct_c1 = await _measure_one(endpoints.vllm, endpoints.model, DIRECT_ONE_REQUESTS)
-    figures.direct_c32 = await _measure_steady(endpoints.vllm, endpoints.model, CONCURRENCY)
-    low, high = figures.direct_c1["tpot_p90"], figures.direct_c32["tpot_p90"]
-    if high < 1.3 * low:
-        pytest.skip(
-            f"inconclusive: vLLM's P90 TPOT barely grows with concurrency here "
-            f"({low:.4f} s at 1, {high:.4f} s at {CONCURRENCY})"
-        )
-    figures.target_tpot = round(low + TARGET_POSITION * (high - low), 4)
-
-    options = ["--sla-tpot", str(figures.target_tpot), *PROXY_OPTIONS]
-    log = endpoints.logs / "proxy-admission.log"
-    async with proxy_process(endpoints.vllm, options, log) as proxy:
-        started = time.monotonic()
-        load = asyncio.create_task(
-            run_load(proxy.url, endpoints.model, CONCURRENCY, duration=LOAD_SECONDS)
-        )
-        while not load.done():
-            now = await _status(proxy.admin)
-            if now is not None:
-                figures.limit_trace.append((round(time.monotonic() - started, 1), now["limit"]))
-                figures.proxy_status_tpot_p90 = now.get("signals", {}).get("tpot", {}).get("p90")
-            await asyncio.wait({load}, timeout=STATUS_EVERY)
-
-    async def idle() -> bool:
-        return await vllm_metric(endpoints.vllm, "vllm:num_requests_running") == 0
-
-    # A request the proxy left running upstream would also slow the measurement below.
-    assert await wait_for(idle, within=30), "vLLM still running requests after the load"
-    figures.direct_c1_after = await _measure_one(
-        endpoints.vllm, endpoints.model, DIRECT_ONE_REQUESTS
-    )
-    return load.result(), started
-
-
-def _settle(
-    figures: Figures, samples: list[Sample], started: float
-) -> tuple[list[int], list[Sample]]:
-    """The limits read and the requests admitted in the settled part of the run."""
-    settled_from = LOAD_SECONDS * (1 - SETTLED_FRACTION)
-    settled = [limit for at, limit in figures.limit_trace if at >= settled_from]
-    admitted = [s for s in samples if s.status == 200 and s.started - started >= settled_from]
-    for sample in samples:
-        figures.statuses[str(sample.status)] = figures.statuses.get(str(sample.status), 0) + 1
-    if settled:
-        figures.settled_limit = {"min": min(settled), "max": max(settled), "last": settled[-1]}
-    if admitted:
-        figures.admitted = _summary(admitted, LOAD_SECONDS * SETTLED_FRACTION)
-    return settled, admitted
-
-
-@pytest.mark.timeout(420)
-async def test_limit_settles_below_32_and_admitted_tpot_meets_target(
+@pytest.mark.timeout(900)
+async def test_defaults_hold_the_sla_past_the_knee_and_beat_no_proxy(
     endpoints: Endpoints,
 ) -> None:
-    status = await _status(endpoints.admin)
-    if status is None or "limit" not in status:
-        pytest.skip("the proxy's /status has no `limit` yet: admission control is not wired")
-
     figures = Figures()
     meter = ForeignCpu(endpoints.driver_pid)
     meter.start()
     try:
-        samples, started = await _run(endpoints, figures)
-        settled, admitted = _settle(figures, samples, started)
+        figures.target_tpot = await _calibrate(endpoints, figures)
+        figures.direct.append(await _direct(endpoints, figures.target_tpot))
+        await _proxied(endpoints, figures)
+
+        async def idle() -> bool:
+            return await vllm_metric(endpoints.vllm, "vllm:num_requests_running") == 0
+
+        # A request the proxy left running upstream would also slow what follows.
+        assert await wait_for(idle, within=30), "vLLM still running requests after the load"
+        figures.direct.append(await _direct(endpoints, figures.target_tpot))
     finally:
         figures.foreign_cores = round(meter.stop(), 2)
         _write(endpoints.logs / "admission.json", json.dumps(asdict(figures), indent=1))
         print(json.dumps({k: v for k, v in asdict(figures).items() if k != "limit_trace"}))
 
     assert set(figures.statuses) <= {"200", "429"}, f"unexpected answers {figures.statuses}"
-    assert settled, "no /status reading in the settled part of the run"
-    assert admitted, "no request admitted in the settled part of the run"
-    misses = []
-    if max(settled) >= CONCURRENCY:
-        misses.append(f"limit did not settle below {CONCURRENCY}: {settled}")
-    bound = figures.target_tpot * (1 + NOISE)
-    if figures.admitted["tpot_p90"] > bound:
-        misses.append(
-            f"admitted P90 TPOT {figures.admitted['tpot_p90']:.4f} s over target "
-            f"{figures.target_tpot} s (+{NOISE:.0%} noise allowance); settled limits {settled}"
-        )
-    low_before, low_after = figures.direct_c1["tpot_p90"], figures.direct_c1_after["tpot_p90"]
-    context = (
-        f"vLLM alone at concurrency 1: P90 TPOT {low_before:.4f} s before, {low_after:.4f} s "
-        f"after; other programs took {figures.foreign_cores} cores on average"
+    p90, target = figures.proxied["tpot_p90"], figures.target_tpot
+    assert p90 <= ALLOWANCE * target, (
+        f"admitted P90 TPOT {p90:.4f} s over {ALLOWANCE} x target {target:.4f} s; "
+        f"limits {figures.limit_trace[-20:]}"
     )
-    if misses and (
-        figures.foreign_cores > FOREIGN_CORES_MAX or low_after >= figures.target_tpot / (1 + NOISE)
-    ):
-        # vLLM's own speed changed under the controller, so the run says nothing either way.
-        pytest.skip(f"inconclusive, the machine was busy: {'; '.join(misses)}; {context}")
-    assert not misses, f"{'; '.join(misses)}; {context}"
+    direct_good = statistics.mean(d["good_per_s"] for d in figures.direct)
+    assert figures.proxied["good_per_s"] >= direct_good, (
+        f"{figures.proxied['good_per_s']} req/s within the target through the proxy, "
+        f"{direct_good} direct at the same load"
+    )
