@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 
 from proxy.sim.profiles import DEFAULT_PROFILE, PROFILES
 from proxy.sim.streaming import MAX_EVENT_RATE
