@@ -213,8 +213,9 @@ async def _relay_events(
     meter: RequestMeter,
 ) -> web.StreamResponse:
     """Event by event through `relay`. On a failure mid-stream the client gets an SSE
-    error event, as vLLM sends, so the OpenAI SDK raises instead of returning a
-    truncated answer."""
+    error event in the stream's dialect (chat's `data: {"error": ...}`, the Responses
+    API's `error` event), so the OpenAI SDK raises instead of returning a truncated
+    answer."""
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     failure: _UpstreamFailed | None = None
@@ -234,7 +235,7 @@ async def _relay_events(
         meter.streamed_events(relay.content_events, relay.usage)
         if failure is not None:
             meter.failed(failure.kind)
-            await response.write(_stream_error(failure.kind))
+            await response.write(relay.error_event(_stream_error(failure.kind)))
         await response.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         meter.left()
@@ -260,13 +261,13 @@ class _UpstreamFailed(Exception):
         return BadGateway(message)
 
 
-def _stream_error(kind: UpstreamErrorKind) -> bytes:
-    error = {
+def _stream_error(kind: UpstreamErrorKind) -> dict[str, object]:
+    """The OpenAI error object; the relay frames it in the stream's dialect."""
+    return {
         "message": _MESSAGES.get(kind, "The upstream server failed."),
         "type": "bad_gateway",
         "code": f"upstream_{kind.value}",
     }
-    return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
 
 
 def _usage_of(body: bytes) -> dict[str, object] | None:
