@@ -9,11 +9,11 @@ UPSTREAM_PORT ?= 8000
 PORT          ?= 8080
 ADMIN_PORT    ?= 9464
 
-.PHONY: run test lint unit bench scenarios e2e-vllm clean help
+.PHONY: run test lint unit tools bench scenarios e2e-vllm clean help
 
 help:
 	@echo "make run       simulator + proxy in front of it, live limit table (Ctrl-C stops both)"
-	@echo "make test      lint + the whole test suite"
+	@echo "make test      lint + the whole test suite (installs the Debian tools it runs, as root)"
 	@echo "make lint      ruff + mypy + the layer contract (import-linter)"
 	@echo "make bench     benchmarks (sweeps, proxy overhead) against the simulator"
 	@echo "make scenarios admission-control scenarios against the simulator (tables + PNGs)"
@@ -34,10 +34,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+# The real programs the suite runs (deploy/test-tools.txt): installed on first use
+# when root; otherwise the exact command to run is printed and make stops.
+tools:
+	@bash deploy/bootstrap.sh
+
+unit: $(STAMP) tools
 	$(BIN)/python -m pytest -q
 
-test: lint unit
+test: tools lint unit
 
 bench: $(STAMP)
 	$(BIN)/python -m proxy bench-suite

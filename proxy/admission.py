@@ -1,11 +1,13 @@
 """Admission: the one seam through which a request enters and reports its outcome.
 
-    async with admission.acquire(priority, queue_timeout) as ticket:
+    async with admission.acquire(priority, streamed=True) as ticket:
         ...                       # forward upstream
+        ticket.first_token(now)   # as it happens (streams)
         ticket.report(sample)     # what happened, once
 
-`acquire` counts the arrival, takes a permit from the limiter (or raises `Shed`),
-and the ticket carries the outcome back: the control loop judges it against the
+`acquire` counts the arrival, takes a permit from the limiter within the request's
+queue budget (or raises `Shed`), and the ticket carries the request's progress and
+outcome back: the control loop judges it against the
 SLA, and every listener (metrics, the capacity alert, a scenario's recorder) hears
 the same events. The server and the scenario harness both go through here, so
 neither re-implements any of it. The permit is released by construction when the
@@ -18,7 +20,7 @@ import asyncio
 from types import TracebackType
 
 from proxy.control import ControlLoop, Tick
-from proxy.core.outcome import Sample
+from proxy.core.outcome import Flight, Sample
 from proxy.core.sla import Verdict
 from proxy.errors import Shed, ShedReason
 from proxy.limiter import Limiter, Permit, Priority
@@ -47,13 +49,15 @@ class Listener:
 
 
 class Ticket:
-    """One admitted request: its permit, and the channel for its outcome."""
+    """One admitted request: its permit, and the channel for its progress and outcome.
+    Times passed in are on the admission's clock."""
 
-    __slots__ = ("_admission", "_reported", "permit")
+    __slots__ = ("_admission", "_reported", "flight", "permit")
 
-    def __init__(self, admission: Admission, permit: Permit) -> None:
+    def __init__(self, admission: Admission, permit: Permit, streamed: bool) -> None:
         self._admission = admission
         self.permit = permit
+        self.flight: Flight = admission.control.admit(permit.epoch, streamed)
         self._reported = False
 
     @property
@@ -68,26 +72,38 @@ class Ticket:
     def queued_seconds(self) -> float:
         return self.permit.queued_seconds
 
+    def first_token(self, now: float) -> None:
+        self._admission.control.first_token(self.flight, now)
+
     def report(self, sample: Sample) -> None:
         """What the request produced; only the first report counts."""
         if self._reported:
             return
         self._reported = True
         admission = self._admission
-        verdict = admission.control.observe(sample)
+        verdict = admission.control.observe(sample, self.flight)
         for listener in admission.listeners:
             listener.finished(sample, verdict)
+
+    def close(self) -> None:
+        if not self._reported:
+            self._reported = True
+            self._admission.control.forget(self.flight)
 
 
 class _Entry:
     """`async with admission.acquire(...)`: the ticket for the block's duration."""
 
-    __slots__ = ("_admission", "_inner", "_priority")
+    __slots__ = ("_admission", "_inner", "_priority", "_streamed", "_ticket")
 
-    def __init__(self, admission: Admission, priority: Priority, timeout: float) -> None:
+    def __init__(
+        self, admission: Admission, priority: Priority, timeout: float, streamed: bool
+    ) -> None:
         self._admission = admission
         self._priority = priority
+        self._streamed = streamed
         self._inner = admission.limiter.acquire(priority, timeout)
+        self._ticket: Ticket | None = None
 
     async def __aenter__(self) -> Ticket:
         admission, priority = self._admission, self._priority
@@ -106,7 +122,8 @@ class _Entry:
             raise
         for listener in listeners:
             listener.admitted(priority, permit.queued_seconds)
-        return Ticket(admission, permit)
+        self._ticket = Ticket(admission, permit, self._streamed)
+        return self._ticket
 
     async def __aexit__(
         self,
@@ -114,6 +131,8 @@ class _Entry:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._ticket is not None:
+            self._ticket.close()
         await self._inner.__aexit__(exc_type, exc, tb)
 
 
@@ -126,9 +145,14 @@ class Admission:
     def subscribe(self, listener: Listener) -> None:
         self.listeners.append(listener)
 
-    def acquire(self, priority: Priority, timeout: float) -> _Entry:
-        """Admission for one request; `timeout` seconds from now is its queue deadline."""
-        return _Entry(self, priority, timeout)
+    def acquire(
+        self, priority: Priority, timeout: float | None = None, *, streamed: bool = False
+    ) -> _Entry:
+        """Admission for one request. Its queue deadline is `timeout` seconds from now
+        when the client named one, else the budget its SLA targets leave
+        (`ControlLoop.queue_budget`)."""
+        deadline = self.control.queue_budget if timeout is None else timeout
+        return _Entry(self, priority, deadline, streamed)
 
     def tick(self) -> Tick:
         """One decision now (the loop in `run` calls this every interval)."""

@@ -94,3 +94,27 @@ class BadRequest(ProxyError):
     status = 400
     type = "invalid_request_error"
     code = "bad_request"
+
+
+class AmbiguousPath(BadRequest):
+    """A request target with more than one reading (dot segments, encoded slashes, empty
+    segments, ...): refused rather than guessed, so admission and the upstream can never
+    disagree about which route a request is for."""
+
+    code = "ambiguous_path"
+
+
+class RequestTimeout(ProxyError):
+    """The client stopped sending its request (headers or body) for too long."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class UnsupportedTransferCoding(ProxyError):
+    """A request body in a transfer coding other than chunked (RFC 9112 §6.1: 501)."""
+
+    status = 501
+    type = "invalid_request_error"
+    code = "unsupported_transfer_coding"

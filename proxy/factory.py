@@ -15,7 +15,6 @@ from proxy.core.aimd import AIMDController
 from proxy.core.alert import CapacityAlert
 from proxy.core.controller import Controller, Policy
 from proxy.core.fixed import FixedController
-from proxy.core.gradient import GradientController
 from proxy.core.sla import Sla
 from proxy.core.window import SignalWindows
 from proxy.limiter import Limiter
@@ -27,9 +26,10 @@ def policy(settings: Settings) -> Policy:
         min_limit=settings.min_limit,
         max_limit=settings.max_limit,
         percentile=settings.sla_percentile,
+        confidence=settings.decision_confidence,
+        min_samples=settings.window_min_samples,
         overload_threshold=settings.overload_threshold,
         utilization_threshold=settings.utilization_threshold,
-        min_completed=settings.window_min_samples,
     )
 
 
@@ -43,8 +43,6 @@ def controller(settings: Settings) -> Controller:
             return AIMDController(
                 policy(settings), increase_step=settings.increase_step, backoff=settings.backoff
             )
-        case Algorithm.GRADIENT:
-            return GradientController(policy(settings), initial_limit=settings.initial_limit)
         case Algorithm.FIXED:
             return FixedController(settings.initial_limit)
 
@@ -64,7 +62,7 @@ def alert(settings: Settings, start: float | None = None) -> CapacityAlert:
 
 
 def admission(
-    settings: Settings, clock: Callable[[], float] = time.monotonic
+    settings: Settings, clock: Callable[[], float] = time.perf_counter
 ) -> tuple[Admission, AlertFeed]:
     """The limiter, control loop and capacity alert one proxy runs, wired together."""
     limiter = Limiter(settings.initial_limit, settings.queue_size, clock=clock)
@@ -75,6 +73,7 @@ def admission(
         sla(settings),
         interval=settings.control_interval,
         min_samples=settings.window_min_samples,
+        queue_timeout=settings.queue_timeout,
         clock=clock,
     )
     built = Admission(limiter, control)

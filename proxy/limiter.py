@@ -170,8 +170,13 @@ class Limiter:
 
     def completion_rate(self) -> float | None:
         """Permits released per second while the limit is in use (the rate at which
-        the queue advances); None until a few such releases have been seen."""
-        return self._rate.rate(self._clock())
+        the queue advances), scaled to the current limit when it has grown since (more
+        permits turn over proportionally faster); None until a few releases were seen."""
+        rate = self._rate.rate(self._clock())
+        measured_at = self._rate.limit()
+        if rate is None or measured_at is None:
+            return rate
+        return rate * max(1.0, self._limit / measured_at)
 
     def expected_drain_seconds(self) -> float | None:
         """Queue length / completion rate: 0 when nothing waits, None when unknown."""
@@ -283,7 +288,7 @@ class Limiter:
     def _release(self, *, completed: bool) -> None:
         now = self._clock()
         if completed and self._inflight >= self._limit:
-            self._rate.record_release(now)
+            self._rate.record_release(now, self._limit)
         self._inflight -= 1
         self._pump()
         self._rate.set_saturated(now, self._inflight >= self._limit)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AnyHttpUrl, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (tests)
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -18,7 +18,6 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 
 class Algorithm(StrEnum):
     AIMD = "aimd"
-    GRADIENT = "gradient"
     FIXED = "fixed"
 
 
@@ -54,8 +53,9 @@ class Settings(BaseSettings):
         default=5.0, description="Seconds to open a connection to the upstream (then 502)."
     )
     first_byte_timeout: PositiveSeconds = Field(
-        default=600.0,
-        description="Seconds until the upstream's response headers arrive (then 504).",
+        default=60.0,
+        description="Seconds until the upstream's response headers arrive (then 504); a "
+        "non-streamed answer's headers come with its last token.",
     )
     idle_read_timeout: PositiveSeconds = Field(
         default=60.0, description="Seconds of silence allowed between upstream chunks (then 504)."
@@ -65,6 +65,33 @@ class Settings(BaseSettings):
     )
     upstream_probe_interval: PositiveSeconds = Field(
         default=1.0, description="Seconds between health probes while the upstream is down."
+    )
+
+    # --- clients: slow or hostile connections, and what their headers may claim ----
+    client_header_timeout: PositiveSeconds = Field(
+        default=60.0,
+        description="Seconds a client gets to send a request's line and headers (then 408).",
+    )
+    client_body_timeout: PositiveSeconds = Field(
+        default=60.0, description="Seconds allowed between two reads of a request body (then 408)."
+    )
+    keepalive_timeout: PositiveSeconds = Field(
+        default=75.0, description="Seconds an idle keep-alive client connection stays open."
+    )
+    max_connections: int = Field(
+        default=8192,
+        ge=1,
+        description="Client connections open at once on the data port; beyond, a 503 and close.",
+    )
+    trust_priority_header: bool = Field(
+        default=False,
+        description="Take the priority header from requests without a mapped API key "
+        "(else they are normal); a mapped key's class is always a ceiling.",
+    )
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated CIDRs whose Forwarded, X-Forwarded-* and X-Real-IP are "
+        "kept and appended to; from any other peer they are replaced.",
     )
 
     # --- SLA --------------------------------------------------------------------
@@ -80,30 +107,48 @@ class Settings(BaseSettings):
     sla_percentile: float = Field(
         default=0.9, gt=0, lt=1, description="Percentile the targets apply to."
     )
+    # An upper bound of the evidence's age, not the rule: decisions come from the
+    # requests admitted since the limit last moved, as soon as they are conclusive.
+    # A minute holds the 30-odd requests a binomial decision needs at under one
+    # request per second, and under a minute of stale samples at hundreds.
     window_seconds: PositiveSeconds = Field(
-        default=30.0, description="Age after which a latency sample leaves the window."
+        default=60.0, description="Age after which a latency sample leaves the window."
     )
+    # A one-sided 95% tolerance bound of the P90 from n samples is mean + k x sd of their
+    # logs with k = 3.4 at n = 5, 7.7 at n = 3: below 5 the bound is too wide to help.
     window_min_samples: int = Field(
-        default=50, ge=1, description="Fewer fresh samples than this: the controller holds."
+        default=5,
+        ge=3,
+        description="Fewest fresh values a decision far from the target rests on.",
     )
     window_max_samples: int = Field(
         default=4096, ge=16, description="Memory bound of each signal's window."
     )
 
     # --- controller -------------------------------------------------------------
-    algorithm: Algorithm = Field(default=Algorithm.AIMD, description="aimd, gradient or fixed.")
+    algorithm: Algorithm = Field(default=Algorithm.AIMD, description="aimd or fixed.")
     initial_limit: int = Field(default=8, ge=1, description="Concurrency limit at start.")
     min_limit: int = Field(default=1, ge=1, description="The limit never goes below this.")
-    max_limit: int = Field(default=256, ge=1, description="The limit never goes above this.")
+    # Far above any engine's batch (vLLM's max_num_seqs is at most 1024): a bound on
+    # the proxy's memory, never the reason an engine serves less than it could.
+    max_limit: int = Field(default=4096, ge=1, description="The limit never goes above this.")
     increase_step: int = Field(default=1, ge=1, description="AIMD additive increase per step.")
     backoff: float = Field(
         default=0.9, ge=0.5, lt=1, description="AIMD multiplicative decrease factor."
     )
+    # Decisions wait for conclusive evidence, not for the clock: a short interval only
+    # lets a conclusive finding act sooner (each tick costs well under a millisecond).
     control_interval: PositiveSeconds = Field(
-        default=1.0, description="Seconds between controller decisions."
+        default=0.25, description="Seconds between controller decisions."
+    )
+    decision_confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        lt=1,
+        description="Confidence of each decision's test on the miss fraction.",
     )
     overload_threshold: float = Field(
-        default=0.05, ge=0, le=1, description="Overload outcome rate that triggers a decrease."
+        default=0.05, gt=0, lt=1, description="Overload outcome rate that triggers a decrease."
     )
     utilization_threshold: float = Field(
         default=0.8, gt=0, le=1, description="Grow only while inflight >= this x limit."
@@ -113,8 +158,8 @@ class Settings(BaseSettings):
     queue_size: int = Field(default=128, ge=0, description="Requests waiting for a permit.")
     queue_timeout: PositiveSeconds = Field(
         default=DEFAULT_QUEUE_TIMEOUT,
-        description="Longest wait in the queue before 429 (default: half of --sla-ttft "
-        f"when that is set, else {DEFAULT_QUEUE_TIMEOUT:g}).",
+        description="Longest wait in the queue before 429; each request's own deadline "
+        "is what its TTFT and E2E targets leave after the upstream's time, if shorter.",
     )
     max_queue_timeout: PositiveSeconds = Field(
         default=120.0, description="Cap on the per-request x-queue-timeout header."
@@ -122,7 +167,7 @@ class Settings(BaseSettings):
     priority_header: str = Field(default="x-priority", description="Header naming the class.")
     api_key_priorities: dict[str, PriorityName] = Field(
         default_factory=dict,
-        description='API key to class, JSON: {"sk-batch": "low"}; the header wins.',
+        description='API key to class, JSON: {"sk-batch": "low"}; the header may only lower it.',
     )
 
     # --- capacity alert ---------------------------------------------------------
@@ -141,8 +186,8 @@ class Settings(BaseSettings):
 
     shutdown_timeout: PositiveSeconds = Field(
         default=25.0,
-        description="On SIGTERM: seconds in-flight requests get to finish (readyz and new "
-        "requests answer 503 meanwhile).",
+        description="On SIGTERM: one deadline for in-flight requests (readyz and new requests "
+        "answer 503 meanwhile; streams still open at it end with an error event).",
     )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
 
@@ -154,27 +199,19 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
     @field_validator("host")
     @classmethod
     def _nonempty_host(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
         return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _queue_inside_ttft(cls, data: Any) -> Any:
-        """A queued request's wait counts in the TTFT its client sees, but not in the
-        TTFT the controller measures (from the upstream send): by default keep the wait
-        within half the target, leaving the other half to the engine."""
-        if isinstance(data, dict) and data.get("queue_timeout") is None:
-            try:
-                ttft = float(data["sla_ttft"])
-            except (KeyError, TypeError, ValueError):
-                return data  # no target, or an invalid one the field will report
-            if ttft > 0:
-                return {**data, "queue_timeout": ttft / 2}
-        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -202,11 +239,10 @@ class Settings(BaseSettings):
     def warnings(self) -> list[str]:
         """Valid but probably unintended combinations, said once at start-up."""
         found = []
-        if self.sla_ttft is not None and self.queue_timeout > self.sla_ttft:
+        if not self.sla_targets() and self.algorithm is Algorithm.AIMD:
             found.append(
-                f"queue_timeout ({self.queue_timeout:g} s) > sla_ttft ({self.sla_ttft:g} s): "
-                "a request that waits that long in the queue misses the TTFT target as its "
-                "client sees it (the controller measures from the upstream send)"
+                "no SLA target set (--sla-ttft, --sla-tpot, --sla-e2e): the limit reacts "
+                "to upstream failures only"
             )
         return found
 

@@ -15,7 +15,7 @@ from tests.helpers.controllers import make_observation
 
 
 def tick(now: float) -> Tick:
-    return Tick(make_observation(now=now, limit=10), Decision(10, Cause.FIXED, "held"))
+    return Tick(make_observation(now=now, limit=10), Decision(10, Cause.FIXED, "held"), 0.9)
 
 
 def test_rates_come_from_the_events_between_ticks() -> None:

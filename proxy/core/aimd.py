@@ -1,109 +1,226 @@
-"""AIMD against the stated SLA: back off multiplicatively on evidence of overload,
-grow while every target is met and the limit is actually used."""
+"""AIMD on statistical evidence against the stated SLA.
+
+Each decision reads the findings of `proxy.core.evidence` for every targeted signal
+(only requests admitted under the current limit count):
+
+- any signal conclusively OVER, or upstream failures conclusively over their
+  threshold: decrease, once, sized to the evidence. Under the same proportional
+  model that justifies growth, the limit at which the signal's quantile would meet
+  its target is limit x target / quantile; the cut is that, at least `backoff`
+  (a marginal breach still moves the limit) and at most halving (the quantile may
+  be a censored lower bound, or one burst);
+- otherwise, while a decrease has not taken effect (more in flight than the new
+  limit: the engine still holds the old limit's requests), hold: dead time;
+- otherwise, when the limit is used and every signal is conclusively UNDER with a
+  headroom g (its quantile at most target / g), grow halfway to where the
+  proportional model says the target would be met: x (1 + (g - 1) / 2), at most
+  doubling, at least the additive step. Halfway, because near its knee an engine's
+  latency curve bends upwards (the prefill budget and the KV cache saturate): the
+  slope ahead is steeper than the slope behind, and a full step would overshoot;
+- otherwise hold: idle, or the evidence is not conclusive yet.
+
+So a slow engine decides after a handful of requests when it is far from its
+target, a fast one takes thousands of requests near it, and one breach gives one
+cut: the evidence after it is gathered afresh, under the new limit.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from proxy.core.controller import Cause, Decision, Observation, Policy
-from proxy.core.evidence import Details, Evidence, assess
+from proxy.core.evidence import Finding, Kind, binomial_sf, examine
+from proxy.core.evidence import percentile_label as label_of
 
-# However far over its target a signal is, one decision at most halves the limit.
+# However far over its target a signal is, one decision at most halves the limit; and
+# however far under, it at most doubles it (TCP slow start's step: the most a limit
+# grows without the larger batch ever having been measured).
 MAX_CUT = 0.5
+MAX_GROWTH = 2.0
+# One failed request is noise (a restart, one bad connection); three in the same
+# fresh evidence, and a rate conclusively over the threshold, are a pattern.
+MIN_OVERLOAD_EVENTS = 3
+
+Details = dict[str, float | int | str | None]
+_EPSILON = 1e-9  # 100 x 0.3 / 0.4 is 74.99999999999999: not a reason to cut one more
+
+
+def _slow_start(finding: Finding) -> Finding:
+    if finding.kind is Kind.OVER or finding.estimate <= max(1.0, finding.factor):
+        return finding
+    return replace(finding, kind=Kind.UNDER, factor=finding.estimate, how="estimate")
 
 
 class AIMDController:
-    """Slow start (multiplicative growth) until the first decrease, then AIMD whose
-    steps are scaled by how far the evidence is from the target.
-
-    Growth per decision in slow start is `slow_start_factor` while the worst signal
-    is at most `slow_start_below` of its target, tapering linearly to +step as it
-    nears the target: latency rises with concurrency, so the approach to the knee
-    brakes itself instead of doubling past it.
-
-    After slow start, near the target (the steady state) it is classic AIMD: +step,
-    x backoff. Far from the target the evidence says the upstream's capacity itself
-    moved, and one-step-per-fresh-window would take minutes to follow it (measured
-    in the capacity-change scenario): a breach by a factor r cuts to limit / r (at
-    most halving, at least the backoff), and a worst signal under `recovery_below`
-    of its target grows by up to `slow_start_factor` again, tapering to +step at
-    `recovery_flat`.
-    """
-
     def __init__(
-        self,
-        policy: Policy | None = None,
-        *,
-        increase_step: int = 1,
-        backoff: float = 0.9,
-        slow_start_factor: float = 1.5,
-        slow_start_below: float = 0.8,
-        recovery_below: float = 0.5,
-        recovery_flat: float = 0.9,
+        self, policy: Policy | None = None, *, increase_step: int = 1, backoff: float = 0.9
     ) -> None:
-        if not 0 < backoff < 1:
-            raise ValueError("backoff must be in (0, 1)")
-        if increase_step < 1 or slow_start_factor < 1 or not 0 < slow_start_below < 1:
-            raise ValueError("increase_step >= 1, slow_start_factor >= 1, 0 < below < 1")
-        if not 0 < recovery_below < recovery_flat <= 1:
-            raise ValueError("need 0 < recovery_below < recovery_flat <= 1")
+        if not 0.5 <= backoff < 1:
+            raise ValueError("backoff must be in [0.5, 1)")
+        if increase_step < 1:
+            raise ValueError("increase_step must be >= 1")
         self.policy = policy or Policy()
         self.increase_step, self.backoff = increase_step, backoff
-        self.slow_start_factor, self.slow_start_below = slow_start_factor, slow_start_below
-        self.recovery_below, self.recovery_flat = recovery_below, recovery_flat
-        self.slow_start = slow_start_factor > 1
-
-    @property
-    def phase(self) -> str:
-        return "slow_start" if self.slow_start else "additive"
+        # The limit at the last decrease: the knee is near it. Below `backoff` of it the
+        # limit may grow multiplicatively, as the evidence allows, but not past that
+        # point in one step; from there on it probes additively (TCP's slow-start
+        # threshold). Evidence of twice the headroom near it means the engine got
+        # faster: the ceiling is forgotten.
+        self.ceiling: int | None = None
+        # The breach episode: the concurrency and quantiles at its first decrease; and
+        # whether it turned out not to depend on concurrency (then: hold, do not cut).
+        self.episode: tuple[int, dict[str, float], float] | None = None
+        self.floor = False
+        self.label = label_of(self.policy.percentile)
 
     def decide(self, obs: Observation) -> Decision:
         policy = self.policy
         limit = policy.clamp(obs.limit)
-        ev = assess(obs, policy)
-        details = {**ev.details(), "phase": self.phase}
-        if ev.breached or ev.overloaded:
-            # Fresh evidence (measured under the current limit) says too much:
-            # this is the only path that ends slow start.
-            self.slow_start = False
-            details["phase"] = self.phase
-            seen = ev.worst.describe(ev.label) if ev.breached and ev.worst else ev.overload_text()
-            cause = Cause.SLA_BREACH if ev.breached else Cause.OVERLOAD
-            factor = self.backoff_factor(ev.ratio if ev.breached else 1.0)
-            details["backoff_factor"] = round(factor, 4)
-            new = max(policy.min_limit, min(limit - 1, math.floor(limit * factor)))
-            if new >= limit:
-                return Decision(limit, cause, f"{seen}, limit at floor {limit}", details)
-            return Decision(new, cause, f"{seen}: {limit} -> {new}", details)
-        if not ev.used:
-            return Decision(limit, Cause.IDLE, f"{ev.idle_text()}: holding at {limit}", details)
-        if ev.thin_data:
-            text = f"{ev.thin_text()}: holding at {limit}"
-            return Decision(limit, Cause.THIN_DATA, text, details)
-        return self._grow(obs, limit, ev, details)
-
-    def _grow(self, obs: Observation, limit: int, ev: Evidence, details: Details) -> Decision:
-        seen = ev.seen_text()
-        seen += f", limit in use (peak {obs.peak_inflight}/{limit}, queued {obs.queued})"
-        if self.slow_start:
-            factor = self.growth_factor(ev.ratio, self.slow_start_below, 1.0)
-            cause, how = Cause.SLOW_START, f"slow start x{factor:.2f}"
+        findings = {
+            name: examine(ev, policy.percentile, policy.confidence, policy.min_samples)
+            for name, ev in obs.signals.items()
+        }
+        details = self._details(obs, findings)
+        if obs.inflight > limit:
+            text = f"{obs.inflight} in flight above the limit {limit}: waiting for it to drain"
+            return Decision(limit, Cause.DEAD_TIME, text, details)
+        over = {name: f for name, f in findings.items() if f.kind is Kind.OVER}
+        overloaded = self._overloaded(obs)
+        if over and self.floor:
+            seen = "; ".join(self._describe(obs, n, f) for n, f in over.items())
+            text = f"{seen}, and fewer requests did not help: holding at {limit}"
+            return Decision(limit, Cause.FLOOR, text, details)
+        if over or overloaded:
+            return self._decrease(obs, limit, over, overloaded, details)
+        if not (obs.queued > 0 or obs.peak_inflight >= policy.utilization_threshold * limit):
+            text = (
+                f"peak inflight {obs.peak_inflight} < {policy.utilization_threshold:.0%} of limit "
+                f"{limit} and nothing queued: holding"
+            )
+            return Decision(limit, Cause.IDLE, text, details)
+        if findings and self.ceiling is None:
+            # Slow start (no breach seen yet): act on the point estimate as TCP's slow
+            # start acts on an acknowledgement, without waiting for proof. The first
+            # breach ends it; from then on only conclusive evidence grows the limit.
+            findings = {n: _slow_start(f) for n, f in findings.items()}
+        if findings:
+            waiting = [name for name, f in findings.items() if f.kind is not Kind.UNDER]
+            if waiting:
+                seen = "; ".join(self._describe(obs, n, findings[n]) for n in waiting)
+                return Decision(limit, Cause.INCONCLUSIVE, f"{seen}: holding at {limit}", details)
+            headroom = min(f.factor for f in findings.values())
+            growth = min(MAX_GROWTH, 1.0 + (headroom - 1.0) / 2.0)
+            growth = self._below_ceiling(limit, growth, headroom)
+            seen = "; ".join(self._describe(obs, n, f) for n, f in findings.items())
+        elif obs.completed >= policy.min_samples:  # no target measured: only failures limit
+            growth = MAX_GROWTH
+            seen = f"no SLA signal to judge, no overload in {obs.completed} fresh outcomes"
         else:
-            factor = self.growth_factor(ev.ratio, self.recovery_below, self.recovery_flat)
-            cause = Cause.HEADROOM
-            how = f"far under target x{factor:.2f}" if factor > 1 else f"+{self.increase_step}"
-        details["growth_factor"] = round(factor, 4)
-        new = max(limit + self.increase_step, math.floor(limit * factor))
-        new = min(self.policy.max_limit, new)
+            text = f"{obs.completed} fresh outcomes, too few to judge: holding at {limit}"
+            return Decision(limit, Cause.INCONCLUSIVE, text, details)
+        details["growth_factor"] = round(growth, 4)
+        self.episode, self.floor = None, False  # every signal under target: breach over
+        new = min(
+            policy.max_limit,
+            max(limit + self.increase_step, math.floor(limit * growth + _EPSILON)),
+        )
         if new <= limit:
-            return Decision(limit, cause, f"{seen}, limit at ceiling {limit}", details)
-        return Decision(new, cause, f"{seen}, {how}: {limit} -> {new}", details)
+            return Decision(limit, Cause.HEADROOM, f"{seen}: at the ceiling {limit}", details)
+        return Decision(new, Cause.HEADROOM, f"{seen}: {limit} -> {new}", details)
 
-    def growth_factor(self, ratio: float, full_below: float, flat_at: float) -> float:
-        """`slow_start_factor` at or below `full_below` x target, 1 from `flat_at` on."""
-        headroom = (flat_at - ratio) / (flat_at - full_below)
-        return 1.0 + (self.slow_start_factor - 1.0) * min(1.0, max(0.0, headroom))
+    def _below_ceiling(self, limit: int, growth: float, headroom: float) -> float:
+        ceiling = self.ceiling
+        if ceiling is None:
+            return growth
+        near = self.backoff * ceiling
+        if limit >= near and headroom >= 2.0:
+            self.ceiling = None  # the knee moved up: grow as freely as at the start
+            return growth
+        if limit >= near:
+            return 1.0  # additive probing near the last knee
+        return min(growth, max(1.0, near / limit))
 
-    def backoff_factor(self, ratio: float) -> float:
-        """`backoff` for a marginal breach; limit / ratio for a large one, at most halving."""
-        return max(MAX_CUT, min(self.backoff, 1.0 / ratio)) if ratio > 0 else self.backoff
+    def _decrease(
+        self,
+        obs: Observation,
+        limit: int,
+        over: dict[str, Finding],
+        overloaded: bool,
+        details: Details,
+    ) -> Decision:
+        policy = self.policy
+        if over:
+            factor = min(f.factor for f in over.values())
+            cause = Cause.SLA_BREACH
+            seen = "; ".join(self._describe(obs, n, f) for n, f in over.items())
+        else:
+            factor = self.backoff
+            cause = Cause.OVERLOAD
+            seen = (
+                f"{obs.overloaded} of {obs.completed} fresh outcomes overloaded "
+                f"(> {policy.overload_threshold:.0%})"
+            )
+        factor = max(MAX_CUT, min(self.backoff, factor))
+        details["backoff_factor"] = round(factor, 4)
+        # Cut from the concurrency that breached: a limit far above what ran is no
+        # information, and cutting it alone would leave the engine where it is.
+        base = min(limit, max(obs.inflight, obs.peak_inflight))
+        if over:
+            quantiles = {n: f.quantile or 0.0 for n, f in over.items()}
+            if self.episode is None:
+                self.episode = (base, quantiles, obs.good_rate)
+            elif self._unresponsive(limit, quantiles):
+                # Halving the limit did not lower the latency: the engine is slow at any
+                # concurrency (a throttled GPU, a latency floor over the target), so no
+                # limit meets the SLA. Serve the most requests that still meet it: keep
+                # whichever of the two limits served more of them, and hold there while
+                # the breach lasts.
+                start, _, start_rate = self.episode
+                self.floor = True
+                keep = start if start_rate > obs.good_rate else limit
+                text = (
+                    f"{seen}, as at {start} in flight: the latency floor is over target "
+                    f"({obs.good_rate:.2f}/s within it here, {start_rate:.2f}/s at {start})"
+                )
+                return Decision(keep, Cause.FLOOR, f"{text}: {limit} -> {keep}", details)
+        new = max(policy.min_limit, min(limit - 1, math.floor(base * factor + _EPSILON)))
+        self.ceiling = base
+        if new >= limit:
+            return Decision(limit, cause, f"{seen}: limit at its floor {limit}", details)
+        return Decision(new, cause, f"{seen}: {limit} -> {new}", details)
+
+    def _unresponsive(self, limit: int, quantiles: dict[str, float]) -> bool:
+        """At most half the concurrency the episode began at, and every signal's
+        quantile still within a tenth of what it was then (the proportional model
+        expects it halved; an engine with a large fixed part still shows a clear drop)."""
+        assert self.episode is not None
+        start, before, _ = self.episode
+        return limit <= start // 2 and all(
+            q >= 0.9 * before.get(name, math.inf) for name, q in quantiles.items()
+        )
+
+    def _overloaded(self, obs: Observation) -> bool:
+        policy = self.policy
+        return obs.overloaded >= MIN_OVERLOAD_EVENTS and (
+            binomial_sf(obs.overloaded, obs.completed, policy.overload_threshold)
+            <= 1.0 - policy.confidence
+        )
+
+    def _describe(self, obs: Observation, name: str, finding: Finding) -> str:
+        return finding.describe(name, obs.signals[name].target, self.label)
+
+    def _details(self, obs: Observation, findings: dict[str, Finding]) -> Details:
+        details: Details = {
+            "inflight": obs.inflight,
+            "peak_inflight": obs.peak_inflight,
+            "queued": obs.queued,
+            "completed": obs.completed,
+            "overloaded": obs.overloaded,
+        }
+        for name, f in findings.items():
+            details[f"{name}_finding"] = f.kind.value
+            details[f"{name}_{self.label}"] = f.quantile
+            details[f"{name}_misses"] = f.misses
+            details[f"{name}_count"] = f.count
+        return details

@@ -23,6 +23,7 @@ class DrainRate:
         self._busy_total = 0.0
         self._busy_since: float | None = None
         self._decayed = 0.0
+        self._decayed_limit = 0.0  # the same decayed sum, each release weighted by its limit
         self._decayed_at = 0.0
         self._releases = 0
 
@@ -38,11 +39,18 @@ class DrainRate:
             self._busy_total = self._busy(now)
             self._busy_since = None
 
-    def record_release(self, now: float) -> None:
+    def record_release(self, now: float, limit: int = 1) -> None:
         busy = self._busy(now)
-        self._decayed = self._decayed * math.exp((self._decayed_at - busy) / self._tau) + 1.0
+        decay = math.exp((self._decayed_at - busy) / self._tau)
+        self._decayed = self._decayed * decay + 1.0
+        self._decayed_limit = self._decayed_limit * decay + limit
         self._decayed_at = busy
         self._releases += 1
+
+    def limit(self) -> float | None:
+        """The limit the rate was measured at (averaged with the rate's own weights): a
+        queue drains about limit-proportionally faster once the limit has grown."""
+        return self._decayed_limit / self._decayed if self._decayed > 0 else None
 
     def rate(self, now: float) -> float | None:
         busy = self._busy(now)

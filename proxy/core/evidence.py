@@ -1,134 +1,208 @@
-"""What an Observation says, independent of how a controller reacts to it: which
-targeted signal is worst, which are thin, whether upstream overload passed its
-threshold, whether the limit is in use. Every adaptive controller reads the same
-Evidence, so AIMD and gradient can never disagree about what they saw."""
+"""What the fresh samples of one signal say about its SLA, as a statistical finding.
+
+An SLA "P90 <= T" is a statement about a proportion: at most a fraction
+alpha = 1 - 0.9 of requests may miss T. So each decision is a test on the miss
+fraction of the requests admitted under the current limit, at a stated confidence:
+
+- OVER when the misses seen would be unlikely (probability <= 1 - confidence) if
+  the true miss fraction were only alpha: an exact binomial tail, so three misses
+  in three requests decide at once and a marginal breach needs thousands;
+- UNDER(g) when the signal's quantile is at most T / g with that confidence,
+  g >= 1: g is the headroom the evidence proves. Two ways to bound the quantile:
+  the order statistic the binomial tail allows (with n values, at most k of them
+  may lie above the bound for alpha to remain plausible), or, with only a handful
+  of values far from the target, a one-sided tolerance bound of the log-normal fit
+  to them. The tolerance bound assumes independent values, and requests finishing
+  together share one batch, so it only counts where it shows a third of the target
+  to spare (g >= 1.5);
+- INCONCLUSIVE otherwise: hold.
+
+Censoring: a request still in flight past T has already missed T (no first token
+after the TTFT target, still running after the E2E target), so a hang or a sudden
+slowdown counts within one target time. For the UNDER test only requests sent at
+least T / g ago are judged (every one of them is known to have met T / g or not);
+younger ones would bias the count towards the fast requests that already finished.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from statistics import NormalDist
 
-from proxy.core.controller import Observation, Policy
+from proxy.core.stats import percentile_sorted
 
-# One overloaded request is noise (a restart, one bad node); three in the same
-# fresh window are a pattern.
-MIN_OVERLOAD_EVENTS = 3
+# The tolerance bound (independent samples assumed) decides only with this much
+# headroom: samples a few hundred milliseconds apart share a batch, so their spread
+# understates the spread over time; a third of the target to spare covers that.
+TOLERANCE_HEADROOM = 1.5
+# The headrooms judged, largest first: from "a quarter of the target" (growth is
+# capped at doubling anyway) down to "under the target itself".
+HEADROOM_STEPS = (4.0, 3.0, 2.0, 1.5, 1.25, 1.1, 1.0)
 
-Details = dict[str, float | int | str | None]
+
+class Kind(StrEnum):
+    OVER = "over"
+    UNDER = "under"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True, slots=True)
+class SignalEvidence:
+    """One targeted signal's fresh requests at one moment (pure data, times in seconds).
+
+    `resolved`: (seconds since the request was sent, its value), for requests whose
+    value is known (TTFT at the first token, E2E at the end; TPOT from the tokens so
+    far). `pending`: seconds since sent of requests with no value yet; each one's value
+    is at least that (censored). Signals that cannot be censored (TPOT) have none."""
+
+    target: float
+    resolved: tuple[tuple[float, float], ...]
+    pending: tuple[float, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.resolved) + len(self.pending)
+
+    def misses(self) -> int:
+        """Known misses of the target: measured over it, or still waiting past it."""
+        target = self.target
+        return sum(1 for _, v in self.resolved if v > target) + sum(
+            1 for age in self.pending if age > target
+        )
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile of what is known, pending requests at their age so far: a
+        lower bound of the true quantile."""
+        known = sorted([v for _, v in self.resolved] + list(self.pending))
+        return percentile_sorted(known, q) if known else None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: Kind
+    factor: float  # OVER: target / quantile (< 1); UNDER: the growth factor; else 1
+    misses: int
+    count: int
+    quantile: float | None  # the value at the SLA percentile, as far as known
+    how: str  # "binomial", "tolerance" or ""
+    # The headroom a handful of requests suggests without proving it (0: none); what
+    # slow start may act on.
+    estimate: float = 0.0
+
+    def describe(self, signal: str, target: float, label: str) -> str:
+        seen = "no value" if self.quantile is None else f"{self.quantile:.3f}s"
+        text = f"{signal} {label} {seen} vs target {target:.3f}s ({self.misses}/{self.count} missed"
+        if self.kind is Kind.UNDER:
+            return f"{text}; headroom x{self.factor:.2f} by {self.how})"
+        return f"{text})"
+
+
+def examine(ev: SignalEvidence, percentile: float, confidence: float, min_samples: int) -> Finding:
+    """The finding for one signal: OVER, UNDER(headroom) or INCONCLUSIVE."""
+    allowance = 1.0 - percentile
+    risk = 1.0 - confidence
+    misses, count = ev.misses(), ev.count
+    quantile = ev.quantile(percentile)
+    if misses > 0 and binomial_sf(misses, count, allowance) <= risk:
+        factor = ev.target / quantile if quantile else 1.0
+        return Finding(Kind.OVER, min(1.0, factor), misses, count, quantile, "binomial")
+    estimate = 0.0 if misses else _estimate(ev, min_samples)
+    headroom, how = _headroom(ev, allowance, risk, percentile, confidence, min_samples)
+    if headroom >= 1.0:
+        return Finding(Kind.UNDER, headroom, misses, count, quantile, how, estimate)
+    return Finding(Kind.INCONCLUSIVE, 1.0, misses, count, quantile, "", estimate)
+
+
+def _estimate(ev: SignalEvidence, min_samples: int) -> float:
+    """The largest headroom g at which a handful of requests sent at least target / g
+    ago all met target / g: no proof, only the absence of any counter-example (what
+    slow start acts on). The same cohort rule as the proofs: requests too young to
+    have missed are not counted as having met it."""
+    for g in HEADROOM_STEPS:
+        threshold = ev.target / g
+        if any(age >= threshold for age in ev.pending):
+            continue
+        values = [v for age, v in ev.resolved if age >= threshold]
+        if len(values) >= min_samples and max(values) <= threshold:
+            return g
+    return 0.0
+
+
+def _headroom(
+    ev: SignalEvidence,
+    allowance: float,
+    risk: float,
+    percentile: float,
+    confidence: float,
+    min_samples: int,
+) -> tuple[float, str]:
+    """The largest of HEADROOM_STEPS g for which the evidence bounds the quantile by
+    target / g, and how; (0, "") when none. At each threshold only requests sent at
+    least that long ago are judged: each of them is known to have met it or not."""
+    for g in HEADROOM_STEPS:
+        threshold = ev.target / g
+        values = [v for age, v in ev.resolved if age >= threshold]
+        censored = sum(1 for age in ev.pending if age >= threshold)
+        n = len(values) + censored
+        if n == 0:
+            continue
+        misses = censored + sum(1 for v in values if v > threshold)
+        if binomial_cdf(misses, n, allowance) <= risk:
+            return g, "binomial"
+        if g >= TOLERANCE_HEADROOM and misses == 0 and len(values) >= min_samples:
+            logs = [math.log(max(v, 1e-9)) for v in values]
+            mean = sum(logs) / len(logs)
+            sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+            bound = math.exp(mean + tolerance_factor(len(logs), percentile, confidence) * sd)
+            if bound <= threshold:
+                return g, "tolerance"
+    return 0.0, ""
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p)."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    return math.fsum(_pmf(i, n, p) for i in range(k + 1))
+
+
+def binomial_sf(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if k - 1 < n - k:  # sum the shorter tail
+        return max(0.0, 1.0 - binomial_cdf(k - 1, n, p))
+    return math.fsum(_pmf(i, n, p) for i in range(k, n + 1))
+
+
+def _pmf(i: int, n: int, p: float) -> float:
+    log = math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+    return math.exp(log + i * math.log(p) + (n - i) * math.log1p(-p))
+
+
+@lru_cache(maxsize=512)
+def tolerance_factor(n: int, percentile: float, confidence: float) -> float:
+    """k such that mean + k x sd of n normal samples bounds the `percentile` quantile
+    with probability `confidence` (one-sided; Natrella's approximation, within 2% of
+    the exact non-central-t factor from n = 5 on)."""
+    if n < 3:
+        return math.inf
+    normal = NormalDist()
+    zq, zc = normal.inv_cdf(percentile), normal.inv_cdf(confidence)
+    a = 1.0 - zc * zc / (2.0 * (n - 1))
+    b = zq * zq - zc * zc / n
+    if a <= 0 or zq * zq - a * b < 0:
+        return math.inf
+    return (zq + math.sqrt(zq * zq - a * b)) / a
 
 
 def percentile_label(q: float) -> str:
     """0.9 -> 'p90', 0.999 -> 'p99.9'."""
     return f"p{q * 100:g}"
-
-
-@dataclass(frozen=True, slots=True)
-class Breach:
-    signal: str
-    value: float
-    target: float
-
-    @property
-    def ratio(self) -> float:
-        return self.value / self.target
-
-    def describe(self, label: str) -> str:
-        op = ">" if self.value > self.target else "<="
-        return f"{self.signal} {label} {self.value:.3f}s {op} target {self.target:.3f}s"
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    obs: Observation
-    policy: Policy
-    worst: Breach | None  # targeted signal with data and the highest value/target
-    thin: tuple[str, ...]  # targeted signals without enough fresh samples
-    overload_rate: float | None  # overloaded / completed; None with no outcomes
-    overloaded: bool  # the overload rate is over threshold on enough events
-    used: bool  # the limit is in use (near it, or requests queue)
-    enough_outcomes: bool  # with no measured target, outcomes are the only evidence
-
-    @property
-    def breached(self) -> bool:
-        return self.worst is not None and self.worst.value > self.worst.target
-
-    @property
-    def ratio(self) -> float:
-        """Worst value/target; 0 when nothing is targeted (no latency constraint)."""
-        return self.worst.ratio if self.worst is not None else 0.0
-
-    @property
-    def thin_data(self) -> bool:
-        return bool(self.thin) or not self.enough_outcomes
-
-    @property
-    def label(self) -> str:
-        return percentile_label(self.policy.percentile)
-
-    def details(self) -> Details:
-        obs = self.obs
-        details: Details = {
-            "worst_signal": self.worst.signal if self.worst else None,
-            "worst_ratio": round(self.worst.ratio, 4) if self.worst else None,
-            "overload_rate": (
-                round(self.overload_rate, 4) if self.overload_rate is not None else None
-            ),
-            "completed": obs.completed,
-            "overloaded": obs.overloaded,
-            "peak_inflight": obs.peak_inflight,
-            "queued": obs.queued,
-        }
-        for signal, value in obs.percentiles.items():
-            details[f"{signal}_percentile"] = value
-        return details
-
-    def overload_text(self) -> str:
-        obs = self.obs
-        return (
-            f"{obs.overloaded} of {obs.completed} fresh outcomes overloaded "
-            f"({(self.overload_rate or 0.0):.1%} > {self.policy.overload_threshold:.1%})"
-        )
-
-    def idle_text(self) -> str:
-        obs = self.obs
-        return (
-            f"peak inflight {obs.peak_inflight} < {self.policy.utilization_threshold:.0%} "
-            f"of limit {obs.limit} and nothing queued"
-        )
-
-    def thin_text(self) -> str:
-        if self.thin:
-            return f"too few fresh samples for {', '.join(self.thin)} to judge"
-        return f"fewer than {self.policy.min_completed} fresh outcomes to judge"
-
-    def seen_text(self) -> str:
-        """What a growth decision rests on."""
-        if self.worst is not None:
-            return f"worst {self.worst.describe(self.label)} ({self.ratio:.0%})"
-        return f"no overload in {self.obs.completed} fresh outcomes"
-
-
-def assess(obs: Observation, policy: Policy) -> Evidence:
-    measured = [
-        Breach(signal, value, target)
-        for signal, target in obs.targets.items()
-        if (value := obs.percentiles.get(signal)) is not None
-    ]
-    # A targeted signal missing from `percentiles` is not measured by this traffic
-    # at all; None means measured, but too few fresh samples yet.
-    judged = [s for s in obs.targets if s in obs.percentiles]
-    thin = tuple(s for s in judged if obs.percentiles[s] is None)
-    rate = obs.overloaded / obs.completed if obs.completed > 0 else None
-    return Evidence(
-        obs=obs,
-        policy=policy,
-        worst=max(measured, key=lambda b: b.ratio, default=None),
-        thin=thin,
-        overload_rate=rate,
-        overloaded=(
-            rate is not None
-            and obs.overloaded >= MIN_OVERLOAD_EVENTS
-            and rate > policy.overload_threshold
-        ),
-        used=obs.queued > 0 or obs.peak_inflight >= policy.utilization_threshold * obs.limit,
-        enough_outcomes=bool(judged) or obs.completed >= policy.min_completed,
-    )

@@ -79,3 +79,15 @@ class Sample:
 
     def values(self) -> dict[str, float | None]:
         return {"ttft": self.signal("ttft"), "tpot": self.signal("tpot"), "e2e": self.e2e}
+
+
+class Flight:
+    """A request in flight, as far as the control loop knows it (times on its clock)."""
+
+    __slots__ = ("epoch", "first_at", "sent", "streamed")
+
+    def __init__(self, sent: float, epoch: int, streamed: bool) -> None:
+        self.sent = sent
+        self.epoch = epoch
+        self.streamed = streamed
+        self.first_at: float | None = None  # its first content event

@@ -1,18 +1,19 @@
-"""Rolling latency windows: percentiles over recent, fresh samples.
+"""Rolling latency windows: what recent requests measured, per signal.
 
 A window is bounded twice: by age (`horizon` seconds) and by memory (`max_samples`,
-oldest dropped first). Adding is O(1) amortised; percentiles are computed on demand
-by sorting the surviving samples, which for a few thousand values once per control
-interval is cheap and exact.
+oldest dropped first). Adding is O(1) amortised; queries sort the survivors on
+demand, which for a few thousand values a few times a second is cheap and exact.
 
-Every sample carries the limiter *epoch* it was admitted under. A query with
-`min_epoch=E` sees only samples admitted under epoch E or later, so latency
-measured under an old limit never argues about the current one.
+Every sample carries the limiter *epoch* it was admitted under and the moment it was
+sent. The controller's evidence (`SignalWindows.evidence`) sees only the current
+epoch, so latency measured under an old limit never argues about the current one,
+plus the requests of that epoch still in flight (`Flight`), censored where a
+target has already passed. Operators' views
+(`snapshots`) see every recent sample.
 
-Percentiles use the nearest-rank definition: the q-percentile is the smallest
-sample such that at least a fraction q of the samples are at or below it. With it,
-"P90 <= target" holds exactly when "at least 90% of samples meet the target", so the
-controller's view and the attainment metric never disagree.
+Percentiles use the nearest-rank definition (`proxy.core.stats`): "P90 <= target"
+holds exactly when "at least 90% of samples meet the target", so the controller's
+view and the attainment metric never disagree.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from proxy.core.controller import Observation
-from proxy.core.outcome import Outcome, Sample
+from proxy.core.evidence import SignalEvidence
+from proxy.core.outcome import Flight, Outcome, Sample
 from proxy.core.sla import SIGNALS
 from proxy.core.stats import nearest_rank
 
@@ -72,24 +73,29 @@ class LatencyWindow:
             raise ValueError("max_samples must be at least 1")
         self.horizon = horizon
         self.max_samples = max_samples
-        # (completion time, epoch, value); completion times are appended in clock
+        # (recorded at, epoch, sent at, value); recording times are appended in clock
         # order, so expiry only ever looks at the left end.
-        self._samples: deque[tuple[float, int, float]] = deque(maxlen=max_samples)
+        self._samples: deque[tuple[float, int, float, float]] = deque(maxlen=max_samples)
 
     def __len__(self) -> int:
         return len(self._samples)
 
-    def add(self, value: float, now: float, epoch: int = 0) -> None:
+    def add(self, value: float, now: float, epoch: int = 0, sent: float | None = None) -> None:
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"latency must be a finite non-negative number, got {value}")
-        self._samples.append((now, epoch, value))
+        self._samples.append((now, epoch, now if sent is None else sent, value))
         self._expire(now)
 
     def snapshot(self, now: float, min_epoch: int = 0, min_samples: int = 1) -> WindowSnapshot:
         """Samples younger than the horizon and admitted under `min_epoch` or later."""
         self._expire(now)
-        values = sorted(value for _, epoch, value in self._samples if epoch >= min_epoch)
+        values = sorted(value for _, epoch, _, value in self._samples if epoch >= min_epoch)
         return WindowSnapshot(tuple(values), min_samples)
+
+    def fresh(self, now: float, epoch: int) -> list[tuple[float, float]]:
+        """(seconds since sent, value) of the samples admitted under `epoch` or later."""
+        self._expire(now)
+        return [(now - sent, value) for _, e, sent, value in self._samples if e >= epoch]
 
     def _expire(self, now: float) -> None:
         oldest_allowed = now - self.horizon
@@ -102,6 +108,7 @@ class LatencyWindow:
 class OutcomeCounts:
     success: int = 0
     overload: int = 0
+    met: int = 0  # of the successes, those within every SLA target
 
     @property
     def completed(self) -> int:
@@ -114,6 +121,7 @@ class _Bucket:
     epoch: int
     success: int = 0
     overload: int = 0
+    met: int = 0
 
 
 class OutcomeCounter:
@@ -133,7 +141,7 @@ class OutcomeCounter:
         self._slot_start = -math.inf
         self._current: dict[int, _Bucket] = {}  # epoch -> bucket of the current slot
 
-    def add(self, overloaded: bool, now: float, epoch: int = 0) -> None:
+    def add(self, overloaded: bool, now: float, epoch: int = 0, met: bool = False) -> None:
         slot_start = math.floor(now / self._width) * self._width
         if slot_start != self._slot_start:
             self._slot_start = slot_start
@@ -146,12 +154,17 @@ class OutcomeCounter:
             bucket.overload += 1
         else:
             bucket.success += 1
+            bucket.met += met
         self._expire(now)
 
     def counts(self, now: float, min_epoch: int = 0) -> OutcomeCounts:
         self._expire(now)
         fresh = [b for b in self._buckets if b.epoch >= min_epoch]
-        return OutcomeCounts(sum(b.success for b in fresh), sum(b.overload for b in fresh))
+        return OutcomeCounts(
+            sum(b.success for b in fresh),
+            sum(b.overload for b in fresh),
+            sum(b.met for b in fresh),
+        )
 
     def _expire(self, now: float) -> None:
         oldest_allowed = now - self.horizon
@@ -169,18 +182,29 @@ class SignalWindows:
         self.windows = {name: LatencyWindow(horizon, max_samples) for name in signals}
         self.outcomes = OutcomeCounter(horizon)
 
-    def observe(self, sample: Sample, now: float) -> None:
+    def first_token(self, flight: Flight, now: float) -> None:
+        """A streamed request's TTFT is known at its first token, not at its end."""
+        if "ttft" in self.windows and flight.streamed:
+            self.windows["ttft"].add(now - flight.sent, now, flight.epoch, flight.sent)
+
+    def observe(
+        self, sample: Sample, now: float, flight: Flight | None = None, met: bool = False
+    ) -> None:
         """Only successes are latency samples (an overload's latency is the upstream
-        failing, not serving); ignored outcomes say nothing about load at all."""
+        failing, not serving); ignored outcomes say nothing about load at all. A TTFT
+        already recorded at the first token (`flight.first_at`) is not recorded again."""
         if sample.outcome is Outcome.IGNORED:
             return
-        self.outcomes.add(sample.outcome is Outcome.OVERLOAD, now, sample.epoch)
+        self.outcomes.add(sample.outcome is Outcome.OVERLOAD, now, sample.epoch, met)
         if sample.outcome is not Outcome.SUCCESS:
             return
+        sent = flight.sent if flight is not None else now - sample.e2e
         for name, window in self.windows.items():
+            if name == "ttft" and flight is not None and flight.first_at is not None:
+                continue
             value = sample.signal(name)
             if value is not None:
-                window.add(value, now, sample.epoch)
+                window.add(value, now, sample.epoch, sent)
 
     def snapshot(
         self, signal: str, now: float, min_epoch: int = 0, min_samples: int = 1
@@ -192,38 +216,35 @@ class SignalWindows:
     ) -> dict[str, WindowSnapshot]:
         return {name: w.snapshot(now, min_epoch, min_samples) for name, w in self.windows.items()}
 
-    def observation(
+    def evidence(
         self,
         now: float,
-        *,
-        limit: int,
-        peak_inflight: int,
-        queued: int,
+        epoch: int,
         targets: Mapping[str, float],
-        percentile: float,
-        min_samples: int,
-        min_epoch: int,
-    ) -> Observation:
-        """The controller's input, from evidence admitted under `min_epoch` or later.
+        flights: Iterable[Flight],
+    ) -> dict[str, SignalEvidence]:
+        """Each targeted signal's evidence from requests admitted under `epoch` or later.
 
-        A signal whose window is empty over the whole horizon is left out of
-        `percentiles` (this traffic does not measure it: TTFT of non-streamed
-        answers), unlike a signal with too few fresh samples, which maps to None.
-        Controllers hold on None but must not wait forever for a signal nobody sends.
-        """
-        snaps = self.snapshots(now, min_epoch, min_samples)
-        counts = self.outcomes.counts(now, min_epoch)
-        return Observation(
-            now=now,
-            limit=limit,
-            peak_inflight=peak_inflight,
-            queued=queued,
-            percentiles={
-                name: snap.percentile(percentile)
-                for name, snap in snaps.items()
-                if len(self.windows[name]) > 0
-            },
-            targets=dict(targets),
-            completed=counts.completed,
-            overloaded=counts.overload,
-        )
+        A targeted signal this traffic does not measure at all (no sample over the
+        whole horizon and no request in flight that will give one: TTFT of
+        non-streamed answers) is left out, so the controller does not wait for it."""
+        fresh = [f for f in flights if f.epoch >= epoch]
+        streamed = [f for f in fresh if f.streamed]
+        out: dict[str, SignalEvidence] = {}
+        for name, target in targets.items():
+            window = self.windows[name]
+            measures = streamed if name in ("ttft", "tpot") else fresh
+            if len(window) == 0 and not measures:
+                continue
+            resolved = window.fresh(now, epoch)
+            pending: tuple[float, ...] = ()
+            if name == "ttft":
+                pending = tuple(now - f.sent for f in streamed if f.first_at is None)
+            elif name == "e2e":
+                pending = tuple(now - f.sent for f in fresh)
+            # TPOT is known only once a request ends: it has no censored evidence.
+            out[name] = SignalEvidence(target, tuple(resolved), pending)
+        return out
+
+    def outcome_counts(self, now: float, epoch: int) -> OutcomeCounts:
+        return self.outcomes.counts(now, epoch)

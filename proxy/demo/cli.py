@@ -117,6 +117,7 @@ Point any OpenAI client at the proxy:
         model='meta-llama/Llama-3.1-8B-Instruct', stream=True,
         messages=[{{'role': 'user', 'content': 'Hello'}}])
     print(''.join(c.choices[0].delta.content or '' for c in s if c.choices))"
+Live page: open {admin_url}/ in a browser (limit, queue, P90 vs SLA, sheds, alert)
 Status: curl {admin_url}/status    Metrics: curl {admin_url}/metrics
 """,
         flush=True,
@@ -194,7 +195,7 @@ async def _live(state: Any) -> None:
         control, limiter = state.admission.control, state.admission.limiter
         tick = control.last
         # What the controller judged: fresh samples at the SLA percentile.
-        seen = tick.observation.percentiles if tick is not None else {}
+        seen = tick.observation.quantiles(tick.percentile) if tick is not None else {}
         reason = tick.decision.reason if tick is not None else ""
         shed = sheds.count
         print(

@@ -19,6 +19,7 @@ class Arrival:
     at: float  # seconds from the start of the run
     prompt_tokens: int
     replica: int
+    output_tokens: int | None = None  # None: the engine draws the length
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,13 @@ class Load:
     # draws a lognormal length itself (its profile's median), capped at `max_tokens`.
     output_tokens: int | None = 128
     max_tokens: int = 2048
+    streamed: bool = True  # False: whole answers, judged on E2E (their TTFT is their E2E)
+    # Lognormal output lengths drawn here, per arrival (exact, ignore_eos), instead of
+    # by the engine: `output_median` tokens, sigma `output_sigma`, the median scaled by
+    # the factor in force at the arrival (`output_shift`: (from second, factor) steps).
+    output_median: float | None = None
+    output_sigma: float = 0.8
+    output_shift: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.rates or self.rates[0][0] != 0.0:
@@ -45,6 +53,8 @@ class Load:
             raise ValueError("rates must be >= 0 and duration > 0")
         if self.output_tokens is not None and self.output_tokens < 1:
             raise ValueError("output_tokens must be >= 1")
+        if self.output_median is not None and (self.output_median < 1 or self.output_sigma < 0):
+            raise ValueError("output_median must be >= 1 and output_sigma >= 0")
 
     def rate_at(self, t: float) -> float:
         rate = self.rates[0][1]
@@ -63,6 +73,7 @@ class Load:
         gaps = random.Random(f"{seed}:arrivals")
         prompts = random.Random(f"{seed}:prompts")
         split = random.Random(f"{seed}:replicas")
+        outputs = random.Random(f"{seed}:outputs")
         log_median = math.log(self.prompt_median)
         t = 0.0
         while t < self.duration:
@@ -77,7 +88,18 @@ class Load:
                 at=t,
                 prompt_tokens=max(16, min(self.prompt_max, tokens)),
                 replica=split.randrange(replicas) if replicas > 1 else 0,
+                output_tokens=self._output(outputs, t),
             )
+
+    def _output(self, rng: random.Random, t: float) -> int | None:
+        if self.output_median is None:
+            return self.output_tokens
+        factor = 1.0
+        for start, value in self.output_shift:
+            if start <= t:
+                factor = value
+        drawn = rng.lognormvariate(math.log(self.output_median * factor), self.output_sigma)
+        return max(1, min(self.max_tokens, round(drawn)))
 
 
 __all__ = ["Arrival", "Load"]

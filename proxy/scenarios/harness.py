@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from proxy import factory
-from proxy.admission import Listener
+from proxy.admission import Listener, Ticket
 from proxy.control import Tick
 from proxy.core.outcome import Outcome, Sample
 from proxy.errors import Shed
@@ -75,6 +75,8 @@ class RequestRecord:
     ttft: float | None = None  # first token - sent
     e2e: float | None = None  # last token - sent
     output_tokens: int = 0
+    streamed: bool = True
+    planned_tokens: int | None = None  # exact output length (ignore_eos); None: drawn
 
     @property
     def finished(self) -> bool:
@@ -82,7 +84,9 @@ class RequestRecord:
 
     @property
     def client_ttft(self) -> float | None:
-        return None if self.ttft is None else self.queued + self.ttft
+        """A non-streamed answer's first token reaches its client with the last."""
+        ttft = self.ttft if self.streamed else self.e2e
+        return None if ttft is None else self.queued + ttft
 
     @property
     def client_e2e(self) -> float | None:
@@ -90,8 +94,8 @@ class RequestRecord:
 
     @property
     def tpot(self) -> float | None:
-        """None for a one-token answer: not judged (`proxy.core.sla`)."""
-        if self.e2e is None or self.ttft is None or self.output_tokens < 2:
+        """None for a one-token or a whole answer: not judged (`proxy.core.sla`)."""
+        if self.e2e is None or self.ttft is None or self.output_tokens < 2 or not self.streamed:
             return None
         return (self.e2e - self.ttft) / (self.output_tokens - 1)
 
@@ -188,7 +192,10 @@ class Harness:
         return self.result
 
     async def _request(self, arrival: Arrival) -> None:
-        record = RequestRecord(arrival.at, arrival.replica, arrival.prompt_tokens)
+        record = RequestRecord(
+            arrival.at, arrival.replica, arrival.prompt_tokens, streamed=self.config.load.streamed
+        )
+        record.planned_tokens = arrival.output_tokens
         self.result.requests.append(record)
         if not self.replicas:
             await self._generate(record)
@@ -196,10 +203,10 @@ class Harness:
         replica = self.replicas[arrival.replica]
         try:
             async with replica.admission.acquire(
-                Priority.NORMAL, replica.settings.queue_timeout
+                Priority.NORMAL, streamed=self.config.load.streamed
             ) as ticket:
                 record.queued = ticket.queued_seconds
-                await self._generate(record)
+                await self._generate(record, ticket)
                 assert record.e2e is not None
                 ticket.report(
                     Sample(
@@ -210,25 +217,27 @@ class Harness:
                         output_tokens=record.output_tokens,
                         prompt_tokens=record.prompt_tokens,
                         epoch=ticket.epoch,
-                        streamed=True,
+                        streamed=self.config.load.streamed,
                     )
                 )
         except Shed:
             record.shed = True
 
-    async def _generate(self, record: RequestRecord) -> None:
+    async def _generate(self, record: RequestRecord, ticket: Ticket | None = None) -> None:
         load = self.config.load
-        exact = load.output_tokens is not None
+        exact = record.planned_tokens
         record.sent = sent = self.now()
         handle = self.runner.submit(
             record.prompt_tokens,
-            load.output_tokens if exact else load.max_tokens,
-            ignore_eos=exact,
+            exact if exact is not None else load.max_tokens,
+            ignore_eos=exact is not None,
         )
         seq = handle.seq
         try:
             await _until(handle, lambda: seq.output_tokens > 0 or seq.done)
             record.ttft = self.now() - sent
+            if ticket is not None and load.streamed:
+                ticket.first_token(self.loop.time())
             await _until(handle, lambda: seq.done)
             record.e2e = self.now() - sent
             record.output_tokens = seq.output_tokens
@@ -272,7 +281,7 @@ class _TickRecorder(Listener):
                 inflight=limiter.inflight,
                 queued=limiter.queued,
                 peak_inflight=tick.observation.peak_inflight,
-                fresh=dict(tick.observation.percentiles),
+                fresh=tick.observation.quantiles(tick.percentile),
                 cause=tick.decision.cause.value,
             )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -12,7 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proxy.core.sla import SIGNALS
 from proxy.metrics import QUANTILES
-from proxy.server.errors import error_middleware, json_error
+from proxy.server.errors import SERVER, error_middleware, json_error
+from proxy.server.page import live_page
 from proxy.server.state import STATE, ProxyState
 
 # Readiness: an upstream answer this recent counts; older, and /readyz asks it itself.
@@ -22,12 +24,18 @@ _RECENT_SECONDS = 10.0
 def create_admin_app(state: ProxyState) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[STATE] = state
+    app.router.add_get("/", live_page)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/{tail:.*}", not_found)
+    app.on_response_prepare.append(_server_header)
     return app
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER  # the name, not aiohttp's version
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -65,11 +73,13 @@ def status_of(state: ProxyState) -> dict[str, Any]:
         }
     last = control.last
     return {
+        "time": time.time(),  # when this was read: the live page's clock and shed rate
         "limit": limiter.limit,
         "inflight": limiter.inflight,
         "queued": limiter.queued,
         "queued_by_priority": {p.value: n for p, n in limiter.queued_by_priority().items()},
         "epoch": limiter.epoch,
+        "shed_total": _shed_total(state),
         "algorithm": settings.algorithm.value,
         "bounds": {"min": settings.min_limit, "max": settings.max_limit},
         "sla_percentile": control.sla.percentile,
@@ -85,7 +95,21 @@ def status_of(state: ProxyState) -> dict[str, Any]:
             "details": dict(last.decision.details),
         },
         "alert": None if last is None else state.alert.snapshot.as_dict(),
+        "connections": None
+        if state.connections is None
+        else {
+            "open": state.connections.open,
+            "max": state.connections.limit,
+            "refused": state.connections.refused,
+        },
+        "draining": state.draining,
     }
+
+
+def _shed_total(state: ProxyState) -> int:
+    """Every 429 since start (all reasons and priorities), as /metrics counts them."""
+    shed = state.families.shed.collect()
+    return int(sum(s.value for f in shed for s in f.samples if s.name.endswith("_total")))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -123,7 +147,7 @@ async def _probe(state: ProxyState) -> bool:
 async def not_found(request: web.Request) -> web.Response:
     return json_error(
         404,
-        f"No admin route {request.method} {request.path}; try /metrics /status /healthz /readyz.",
+        "No such admin route; try / /metrics /status /healthz /readyz.",
         "invalid_request_error",
         "not_found",
     )

@@ -1,5 +1,6 @@
 """App factory: the data app (everything forwarded upstream) and the admin app
-(/metrics, /status, /healthz, /readyz) share one ProxyState."""
+(/metrics, /status, /healthz, /readyz) share one ProxyState; `running_proxy` serves
+both, with the client limits of `connections.py` and the drain of `shutdown.py`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from proxy import factory
 from proxy.metrics import Metrics, MetricsListener
 from proxy.server import admin, forward
 from proxy.server.alertmanager import AlertmanagerClient, AlertPusher
-from proxy.server.errors import ProxyRunner, error_middleware
+from proxy.server.connections import ClientLimits, ProxyRunner
+from proxy.server.errors import error_middleware
 from proxy.server.state import STATE, ProxyState
 from proxy.server.upstream import UpstreamHealth
 from proxy.settings import Settings
@@ -47,8 +49,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app = web.Application(middlewares=[error_middleware])
     app[STATE] = state
     app.cleanup_ctx.append(_background)
-    app.router.add_route("*", "/{tail:.*}", forward.handle)
+    app.on_response_prepare.append(_last_headers)
+    # [\s\S], not ".": a path whose escapes decode to a newline must reach the handler
+    # (and its 400), not end as the router's 404.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", forward.handle)
     return app
+
+
+async def _last_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """While draining, every answer closes its connection, so clients move on to
+    another replica."""
+    if request.app[STATE].draining:
+        response.force_close()  # the hook runs after aiohttp chose the Connection header
+        response.headers["Connection"] = "close"
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -59,10 +72,12 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=settings.connect_timeout, connect=None, sock_read=None
     )
+    # Requests ask for `identity`; an upstream that compresses anyway is decoded here,
+    # so usage can be read and the client gets a body its headers describe.
     session = aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
-        auto_decompress=False,
+        auto_decompress=True,
         skip_auto_headers=("User-Agent",),
     )
     state._session = session
@@ -107,11 +122,24 @@ def _pusher(state: ProxyState, session: aiohttp.ClientSession, url: str) -> Aler
     )
 
 
+# After the drain, what is still open is idle or stuck on a client that does not read:
+# aiohttp waits this long for it, twice (its handler, then its cancellation).
+_CLOSE_TIMEOUT = 0.2
+_BACKLOG = 1024  # a burst of connections waits in the kernel rather than being dropped
+_ADMIN_CONNECTIONS = 256  # operators and probes; a cap keeps a flood off the data port's fds
+
+
 @dataclass(frozen=True)
 class RunningProxy:
     state: ProxyState
     url: str  # data port, e.g. http://127.0.0.1:8080
     admin_url: str
+
+    async def drain(self, within: float, force: asyncio.Event | None = None) -> None:
+        """Stop taking requests (503, /readyz 503), give those in flight until `within`
+        seconds from now (or until `force` is set), cut the rest. Leaving the
+        `running_proxy` block afterwards closes the ports."""
+        await self.state.drain.run(within, force)
 
 
 @asynccontextmanager
@@ -121,17 +149,26 @@ async def running_proxy(
     """Serve both ports until the block ends (port 0 picks free ports: for tests)."""
     app = create_app(settings, registry)
     state = app[STATE]
+    data_limits = ClientLimits(
+        header_timeout=settings.client_header_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+        max_connections=settings.max_connections,
+    )
+    admin_limits = ClientLimits(
+        settings.client_header_timeout, settings.keepalive_timeout, _ADMIN_CONNECTIONS
+    )
     runners = [
-        ProxyRunner(app, shutdown_timeout=settings.shutdown_timeout),
-        ProxyRunner(admin.create_admin_app(state), shutdown_timeout=1.0),
+        ProxyRunner(app, data_limits, shutdown_timeout=_CLOSE_TIMEOUT),
+        ProxyRunner(admin.create_admin_app(state), admin_limits, shutdown_timeout=_CLOSE_TIMEOUT),
     ]
     try:
         ports = []
         for runner, port in zip(runners, (settings.port, settings.admin_port), strict=True):
             await runner.setup()
-            site = web.TCPSite(runner, settings.host, port, reuse_address=True)
+            site = web.TCPSite(runner, settings.host, port, reuse_address=True, backlog=_BACKLOG)
             await site.start()
             ports.append(int(runner.addresses[-1][1]))
+        state.connections = runners[0].gate
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         yield RunningProxy(state, f"http://{host}:{ports[0]}", f"http://{host}:{ports[1]}")
     finally:

@@ -7,8 +7,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -105,12 +107,44 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
+class Signals:
+    """SIGTERM or SIGINT: the first starts the drain, a second one exits at once."""
+
+    def __init__(self) -> None:
+        self.first = asyncio.Event()
+        self.at: float | None = None  # monotonic time of the first signal
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._received, sig)
+
+    def _received(self, sig: signal.Signals) -> None:
+        if not self.first.is_set():
+            self.at = time.monotonic()
+            self.first.set()
+            return
+        log.warning("second %s: exiting now, cutting everything in flight", sig.name)
+        logging.shutdown()
+        os._exit(128 + sig)
+
+
 async def wait_for_signal() -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await Signals().first.wait()
+
+
+def _with_fd_budget(settings: Settings) -> Settings:
+    from proxy.server.connections import raise_fd_limit
+
+    allowed = raise_fd_limit(settings.max_connections)
+    if allowed >= settings.max_connections:
+        return settings
+    log.warning(
+        "the open-files limit allows %d client connections, not --max-connections %d; "
+        "serving with %d (raise the hard limit, e.g. ulimit -Hn, to allow more)",
+        allowed,
+        settings.max_connections,
+        allowed,
+    )
+    return settings.model_copy(update={"max_connections": allowed})
 
 
 async def serve(settings: Settings) -> None:
@@ -118,6 +152,8 @@ async def serve(settings: Settings) -> None:
 
     for warning in settings.warnings():
         log.warning("%s", warning)
+    settings = _with_fd_budget(settings)
+    signals = Signals()
     async with running_proxy(settings) as proxy:
         log.info(
             "sla-proxy forwarding %s -> %s; admin on %s (algorithm %s, limit %d in [%d, %d])",
@@ -129,13 +165,16 @@ async def serve(settings: Settings) -> None:
             settings.min_limit,
             settings.max_limit,
         )
-        await wait_for_signal()
-        proxy.state.draining = True
+        await signals.first.wait()
         log.info(
             "draining: %d in flight get up to %g s; new requests and /readyz answer 503",
-            proxy.state.admission.limiter.inflight,
+            proxy.state.drain.in_flight,
             settings.shutdown_timeout,
         )
+        # One deadline, counted from the signal; a second signal exits at once.
+        started = signals.at if signals.at is not None else time.monotonic()
+        await proxy.drain(max(0.0, started + settings.shutdown_timeout - time.monotonic()))
+    log.info("stopped %.2f s after the signal", time.monotonic() - started)
 
 
 def run(args: argparse.Namespace) -> int:

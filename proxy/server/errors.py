@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_request import BaseRequest
 
 from proxy.errors import ProxyError
 
 log = logging.getLogger("sla_proxy.errors")
+
+# What the proxy's own answers say about the software: the name, never a version.
+SERVER = "sla-proxy"
 
 
 def error_body(message: str, type_: str, code: str | int | None) -> dict[str, Any]:
@@ -35,8 +37,25 @@ def json_error(
         status=status,
         text=json.dumps(error_body(message, type_, code)),
         content_type="application/json",
-        headers=headers,
+        headers={"Server": SERVER, **(headers or {})},
     )
+
+
+def raw_error(
+    status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None
+) -> bytes:
+    """A whole HTTP/1.1 answer as bytes, for a connection the proxy closes before any
+    request of it reached a handler (too many connections, headers too slow)."""
+    body = json.dumps(error_body(message, type_, code)).encode()
+    lines = [
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        f"Server: {SERVER}",
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 def from_proxy_error(error: ProxyError) -> web.Response:
@@ -49,53 +68,15 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         response: web.StreamResponse = await handler(request)
         return response
     except ProxyError as error:
-        return from_proxy_error(error)
+        answer = from_proxy_error(error)
+        if error.status == 408:
+            answer.force_close()  # the client stopped sending: nothing more to read from it
+        return answer
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason, "invalid_request_error", exc.status)
     except Exception:
-        log.exception("unexpected error handling %s %s", request.method, request.path)
+        # A bug, not an input: the traceback is what fixes it. Inputs never get here.
+        log.exception("unexpected error handling %s request", request.method)
         return json_error(500, "Internal error in the proxy.", "server_error", "proxy_error")
-
-
-class _JsonErrorHandler(RequestHandler):
-    """Malformed request lines or headers never reach a handler; aiohttp answers them
-    here, in plain text by default. Answer in the same JSON shape as everything else."""
-
-    def handle_error(
-        self,
-        request: BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        super().handle_error(request, status, exc, message)  # logs; raises if already sent
-        text = "Malformed HTTP request." if status == 400 else "Internal error in the proxy."
-        if message and status == 400:
-            text = f"Malformed HTTP request: {message}"
-        response = json_error(
-            status, text, "invalid_request_error" if status < 500 else "server_error", status
-        )
-        response.force_close()
-        return response
-
-
-class _JsonErrorServer(web.Server):
-    def __call__(self) -> RequestHandler:
-        return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
-
-
-class ProxyRunner(web.AppRunner):
-    """AppRunner whose low-level errors are JSON, with handler cancellation on so a
-    client that disconnects cancels its handler (and so its upstream request)."""
-
-    def __init__(self, app: web.Application, **kwargs: Any) -> None:
-        kwargs.setdefault("handler_cancellation", True)
-        kwargs.setdefault("access_log", None)
-        super().__init__(app, **kwargs)
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        server.__class__ = _JsonErrorServer
-        return server

@@ -3,12 +3,15 @@
 Latencies are read from `time.perf_counter`: uvloop's `loop.time()` only ticks in
 whole milliseconds, too coarse for TPOT or the proxy's own overhead.
 
+The request target is parsed once into its canonical path (`paths.py`); admission is
+decided on that path and the upstream URL is built from it, never from the raw target.
 A generation request takes a ticket from admission first; the ticket lives exactly
 as long as the upstream request (`async with`), so no path can leak its permit, and
 its outcome goes back through the ticket. Everything else passes straight through.
 Streams are relayed event by event as they arrive. A client that goes away cancels
 this handler (handler cancellation is on), which closes the upstream connection,
-so vLLM aborts the sequence and frees its KV cache.
+so vLLM aborts the sequence and frees its KV cache. Every handler is tracked by the
+drain (`shutdown.py`), which cuts it at the shutdown deadline.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from proxy.server.inbound import (
     upstream_headers,
 )
 from proxy.server.meter import RequestMeter
+from proxy.server.paths import Target, parse_target
+from proxy.server.shutdown import Cut, DrainDeadline
 from proxy.server.sse import SseRelay
 from proxy.server.state import STATE, ProxyState
 
@@ -49,30 +54,43 @@ _MESSAGES = {
     UpstreamErrorKind.TIMEOUT: "The upstream server did not answer in time.",
     UpstreamErrorKind.STREAM_CUT: "The upstream server broke off its answer.",
 }
+_SHUTTING_DOWN = "The proxy is shutting down; retry on another replica."
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     arrived = time.perf_counter()
-    if state.draining:
-        raise UpstreamUnavailable(
-            "The proxy is shutting down; retry on another replica.",
-            retry_after=state.settings.upstream_probe_interval,
-        )
-    body = await read_body(request, state.settings.max_body_bytes)
-    plan = plan_request(request.method, request.path, body, state.admitted_paths)
+    if state.drain.draining:
+        raise _shutting_down(state)
+    try:
+        async with asyncio.timeout(None) as scope:
+            with state.drain.track(scope) as cut:
+                return await _handle(request, state, cut, arrived)
+    except TimeoutError:
+        if cut.fired:  # the drain deadline came before the upstream's answer
+            raise _shutting_down(state) from None
+        raise
+
+
+async def _handle(
+    request: web.Request, state: ProxyState, cut: Cut, arrived: float
+) -> web.StreamResponse:
+    settings = state.settings
+    target = parse_target(request.raw_path)
+    body = await read_body(request, settings.max_body_bytes, settings.client_body_timeout)
+    plan = plan_request(request.method, target.path, body, state.admitted_paths)
     state.upstream.check()
     if not plan.admitted:
-        return await _passthrough(request, state, plan, arrived)
-    priority = priority_of(request, state.settings)
+        return await _passthrough(request, state, target, plan, cut, arrived)
+    priority = priority_of(request, settings)
     async with state.admission.acquire(
-        priority, queue_timeout_of(request, state.settings)
+        priority, queue_timeout_of(request, settings), streamed=plan.streamed
     ) as ticket:
         sent = time.perf_counter()
         state.overhead.observe(max(0.0, sent - arrived - ticket.queued_seconds))
         meter = RequestMeter(sent, streamed=plan.streamed, epoch=ticket.epoch)
         try:
-            return await _forward(request, state, plan, ticket, meter)
+            return await _forward(request, state, target, plan, cut, ticket, meter)
         except asyncio.CancelledError:
             meter.left()
             raise
@@ -80,15 +98,20 @@ async def handle(request: web.Request) -> web.StreamResponse:
             ticket.report(meter.sample(time.perf_counter()))
 
 
+def _shutting_down(state: ProxyState) -> UpstreamUnavailable:
+    return UpstreamUnavailable(_SHUTTING_DOWN, retry_after=state.settings.upstream_probe_interval)
+
+
 async def _passthrough(
-    request: web.Request, state: ProxyState, plan: Plan, arrived: float
+    request: web.Request, state: ProxyState, target: Target, plan: Plan, cut: Cut, arrived: float
 ) -> web.StreamResponse:
     """Not a generation request: relayed as it is, no permit, no sample."""
     state.overhead.observe(max(0.0, time.perf_counter() - arrived))
     try:
-        upstream = await _send(request, state, plan.body)
+        upstream = await _send(request, state, target, plan.body)
     except _UpstreamFailed as failed:
         raise failed.answer() from failed
+    cut.relaying(upstream)
     try:
         return await _relay_raw(request, state, upstream, client_headers(upstream.headers))
     finally:
@@ -96,13 +119,20 @@ async def _passthrough(
 
 
 async def _forward(
-    request: web.Request, state: ProxyState, plan: Plan, ticket: Ticket, meter: RequestMeter
+    request: web.Request,
+    state: ProxyState,
+    target: Target,
+    plan: Plan,
+    cut: Cut,
+    ticket: Ticket,
+    meter: RequestMeter,
 ) -> web.StreamResponse:
     try:
-        upstream = await _send(request, state, plan.body)
+        upstream = await _send(request, state, target, plan.body)
     except _UpstreamFailed as failed:
         meter.failed(failed.kind)
         raise failed.answer() from failed
+    cut.relaying(upstream)
     try:
         meter.answered(upstream.status)
         kind = status_error(upstream.status)
@@ -112,7 +142,7 @@ async def _forward(
         headers[QUEUE_HEADER] = f"{ticket.queued_seconds * 1000:.1f}"
         if plan.streamed and upstream.status == 200:
             relay = SseRelay(strip_usage=plan.strip_usage)
-            return await _relay_events(request, state, upstream, headers, relay, meter)
+            return await _relay_events(request, state, upstream, headers, relay, meter, ticket)
         return await _relay_whole(state, upstream, headers, meter)
     finally:
         # Closing (not releasing) drops the connection if the body was not read to
@@ -120,16 +150,17 @@ async def _forward(
         upstream.close()
 
 
-async def _send(request: web.Request, state: ProxyState, body: bytes) -> aiohttp.ClientResponse:
+async def _send(
+    request: web.Request, state: ProxyState, target: Target, body: bytes
+) -> aiohttp.ClientResponse:
     """The upstream's response headers; a failure before them raises `_UpstreamFailed`."""
     settings = state.settings
-    url = f"{settings.upstream_base}{request.rel_url}"
     try:
         async with asyncio.timeout(settings.first_byte_timeout):
             upstream = await state.session.request(
                 request.method,
-                url,
-                headers=upstream_headers(request),
+                target.upstream_url(settings.upstream_base),
+                headers=upstream_headers(request, state.forwarding),
                 data=body or None,
                 allow_redirects=False,
             )
@@ -141,7 +172,10 @@ async def _send(request: web.Request, state: ProxyState, body: bytes) -> aiohttp
         state.upstream.record_connect_failure()
         raise _failed(state, UpstreamErrorKind.CONNECT) from exc
     except aiohttp.ClientError as exc:
-        log.warning("upstream failed before answering: %r", exc)
+        # Accepted and then closed (or reset, or answered with garbage) before any
+        # response: as unable to serve as a refused connect, so it counts the same.
+        log.warning("upstream %s failed before answering: %r", settings.upstream_base, exc)
+        state.upstream.record_connect_failure()
         raise _failed(state, UpstreamErrorKind.CONNECT) from exc
     state.upstream.record_ok()
     return upstream
@@ -176,6 +210,9 @@ async def _relay_whole(
     except _UpstreamFailed as failed:
         meter.failed(failed.kind)
         raise failed.answer() from failed
+    except DrainDeadline:
+        meter.left()  # cut by our shutdown: says nothing about the upstream's load
+        raise _shutting_down(state) from None
     if upstream.status == 200:
         meter.usage = _usage_of(body)
     return web.Response(status=upstream.status, headers=headers, body=body)
@@ -194,7 +231,7 @@ async def _relay_raw(
     try:
         async for chunk in _chunks(state, upstream):
             await response.write(chunk)
-    except _UpstreamFailed:
+    except (_UpstreamFailed, DrainDeadline):
         if request.transport is not None:
             request.transport.abort()
         return response
@@ -211,6 +248,7 @@ async def _relay_events(
     headers: CIMultiDict[str],
     relay: SseRelay,
     meter: RequestMeter,
+    ticket: Ticket,
 ) -> web.StreamResponse:
     """Event by event through `relay`. On a failure mid-stream the client gets an SSE
     error event in the stream's dialect (chat's `data: {"error": ...}`, the Responses
@@ -219,23 +257,32 @@ async def _relay_events(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     failure: _UpstreamFailed | None = None
+    deadline = False
     try:
         try:
             async for chunk in _chunks(state, upstream):
                 out, first = relay.feed(chunk)
+                now = time.perf_counter()
                 if first:
-                    meter.first_content(time.perf_counter())
+                    meter.first_content(now)
+                    ticket.first_token(now)
                 if out:
                     await response.write(out)
         except _UpstreamFailed as failed:
             failure = failed
-        if failure is None and relay.flush().strip():
+        except DrainDeadline:
+            deadline = True
+        if failure is None and not deadline and relay.flush().strip():
             log.warning("upstream ended its stream mid-event")
             failure = _failed(state, UpstreamErrorKind.STREAM_CUT)
         meter.streamed_events(relay.content_events, relay.usage)
         if failure is not None:
             meter.failed(failure.kind)
             await response.write(relay.error_event(_stream_error(failure.kind)))
+        elif deadline:
+            meter.left()  # cut by our shutdown, not the upstream's doing
+            shutdown = _error(_SHUTTING_DOWN, "service_unavailable", "shutting_down")
+            await response.write(relay.error_event(shutdown))
         await response.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         meter.left()
@@ -262,12 +309,13 @@ class _UpstreamFailed(Exception):
 
 
 def _stream_error(kind: UpstreamErrorKind) -> dict[str, object]:
+    message = _MESSAGES.get(kind, "The upstream server failed.")
+    return _error(message, "bad_gateway", f"upstream_{kind.value}")
+
+
+def _error(message: str, type_: str, code: str) -> dict[str, object]:
     """The OpenAI error object; the relay frames it in the stream's dialect."""
-    return {
-        "message": _MESSAGES.get(kind, "The upstream server failed."),
-        "type": "bad_gateway",
-        "code": f"upstream_{kind.value}",
-    }
+    return {"message": message, "type": type_, "code": code}
 
 
 def _usage_of(body: bytes) -> dict[str, object] | None:

@@ -11,10 +11,13 @@ from proxy.admission import Admission
 from proxy.alerting import AlertFeed
 from proxy.core.outcome import UpstreamErrorKind
 from proxy.metrics import Metrics, MetricsListener
+from proxy.server.forwarded import ForwardingPolicy
+from proxy.server.shutdown import Drain
 from proxy.settings import Settings
 
 if TYPE_CHECKING:
     from proxy.server.alertmanager import AlertPusher
+    from proxy.server.connections import Gate
     from proxy.server.upstream import UpstreamHealth
 
 ADMITTED_PATHS = frozenset(
@@ -38,11 +41,21 @@ class ProxyState:
         self.upstream = upstream
         self.admitted_paths = ADMITTED_PATHS
         self.pusher: AlertPusher | None = None  # while running, with --alertmanager-url
-        self.draining = False  # shutting down: finish what is in flight, take nothing new
+        self.drain = Drain()  # shutting down: finish what is in flight, take nothing new
+        self.forwarding = ForwardingPolicy(settings.trusted_proxies)
+        self.connections: Gate | None = None  # the data port's, while it listens
         self._session: aiohttp.ClientSession | None = None
         families = metrics.metrics
         self.overhead = families.overhead
         self._errors = {k: families.upstream_errors.labels(k.value) for k in UpstreamErrorKind}
+
+    @property
+    def draining(self) -> bool:
+        return self.drain.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.drain.draining = value
 
     @property
     def families(self) -> Metrics:

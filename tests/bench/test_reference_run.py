@@ -1,14 +1,13 @@
 """The reference sections' instruments working, on tiny sizes: the paced upstream and
 its client (direct, through the bare passthrough, through sla-proxy), the raw client
-sockets, the CPU meter, the report, and (where nginx and wrk are installed) one whole
-tiny run. Nothing here asserts a speed; `make bench` measures those."""
+sockets, the CPU meter, the report, and one whole tiny run against nginx and wrk
+(installed by `make test`). Nothing here asserts a speed; `make bench` measures those."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ from proxy.bench.suite.refreport import markdown, write_reference
 from proxy.bench.suite.refrun import run_reference_sections
 from proxy.server.app import running_proxy
 from proxy.settings import Settings
+from tests.helpers.tools import require
 
 
 @asynccontextmanager
@@ -152,12 +152,10 @@ async def test_cpu_meter_counts_a_process_tree() -> None:
         await child.wait()
 
 
-TOOLS = shutil.which("wrk") and (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"))
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not TOOLS, reason="needs nginx and wrk (make bench installs them as root)")
 async def test_a_tiny_reference_run_fills_every_table(tmp_path: Path) -> None:
+    require("nginx")  # missing, the test fails naming the command that installs it
+    require("wrk")
     config = RefConfig(
         sections=("reference", "paced", "clients"),
         rounds=1,

@@ -65,7 +65,6 @@ def test_csv_has_one_row_per_level_in_seconds(tmp_path: Path) -> None:
     assert float(rows[0]["goodput"]) == pytest.approx(1.0)
 
 
-@pytest.mark.skipif(not plot.available(), reason="matplotlib not installed")
 def test_plot_writes_a_png_with_both_endpoints(tmp_path: Path) -> None:
     path = tmp_path / "s.png"
     assert plot.write_png(synthetic(compare=True), path)

@@ -1,11 +1,14 @@
+"""The evidence-based AIMD: one behaviour per test, on hand-made evidence."""
+
 from __future__ import annotations
 
 import pytest
 
 from proxy.core.aimd import AIMDController
 from proxy.core.controller import Cause, Direction
-from proxy.core.evidence import percentile_label
-from tests.helpers.controllers import ObsFactory, Probe, split_policy
+from tests.helpers.controllers import ObsFactory, Probe, evidence, split_policy
+
+T = 0.3  # the TTFT target of the default observation
 
 
 def aimd(**kwargs: float) -> Probe:
@@ -13,201 +16,163 @@ def aimd(**kwargs: float) -> Probe:
     return Probe(AIMDController(policy, **own))
 
 
-def additive(**kwargs: float) -> Probe:
-    """An AIMD past slow start, growing by the configured step."""
-    return aimd(slow_start_factor=1.0, **kwargs)
+def ttft(values: list[float], **kwargs: object) -> dict[str, object]:
+    return {"ttft": evidence(T, values, **kwargs)}  # type: ignore[arg-type]
 
 
-def test_grows_by_step_when_busy_and_under_target(make_obs: ObsFactory) -> None:
-    decision = additive(increase_step=2).decide(make_obs(limit=32))
-    assert (decision.limit, decision.direction, decision.cause) == (34, Direction.UP, "headroom")
+def breached(c: Probe, make_obs: ObsFactory, limit: int = 100) -> None:
+    """End slow start with one conclusive breach, as a past episode would have."""
+    assert c.decide(make_obs(limit=limit, signals=ttft([0.6] * 10))).direction is Direction.DOWN
 
 
-def test_grows_when_requests_queue_even_below_utilization(make_obs: ObsFactory) -> None:
-    decision = additive().decide(make_obs(limit=32, peak_inflight=4, queued=3))
-    assert decision.limit == 33
+def test_grows_halfway_to_the_proven_headroom(make_obs: ObsFactory) -> None:
+    # 100 requests at half the target: the quantile is under T / 2 (headroom 2), so
+    # the limit grows halfway to where the proportional model meets the target.
+    d = aimd().decide(make_obs(limit=32))
+    assert (d.limit, d.direction, d.cause) == (48, Direction.UP, Cause.HEADROOM)
 
 
-def test_holds_when_idle(make_obs: ObsFactory) -> None:
-    decision = additive().decide(make_obs(limit=32, peak_inflight=20, queued=0))
-    assert (decision.limit, decision.direction, decision.cause) == (32, Direction.HOLD, "idle")
+def test_growth_never_more_than_doubles(make_obs: ObsFactory) -> None:
+    d = aimd().decide(make_obs(limit=32, signals=ttft([0.01] * 100)))
+    assert d.limit == 64
 
 
-def test_holds_with_thin_data(make_obs: ObsFactory) -> None:
-    obs = make_obs(limit=32, percentiles={"ttft": None}, completed=3)
-    decision = additive().decide(obs)
-    assert (decision.limit, decision.cause) == (32, "thin_data")
+def test_near_the_target_grows_by_the_step(make_obs: ObsFactory) -> None:
+    c = aimd(increase_step=2)
+    breached(c, make_obs)
+    d = c.decide(make_obs(limit=32, signals=ttft([0.29] * 200)))
+    assert (d.limit, d.cause) == (34, Cause.HEADROOM)
 
 
-def test_holds_when_one_of_several_targets_is_thin(make_obs: ObsFactory) -> None:
-    obs = make_obs(targets={"ttft": 0.3, "tpot": 0.05}, percentiles={"ttft": 0.1, "tpot": None})
-    assert additive().decide(obs).cause == "thin_data"
+def test_holds_while_the_evidence_is_inconclusive(make_obs: ObsFactory) -> None:
+    c = aimd()
+    breached(c, make_obs)
+    d = c.decide(make_obs(limit=32, signals=ttft([0.25] * 10)))
+    assert (d.limit, d.cause) == (32, Cause.INCONCLUSIVE)
 
 
-def test_backs_off_multiplicatively_on_breach(make_obs: ObsFactory) -> None:
-    decision = additive(backoff=0.9).decide(make_obs(limit=64, percentiles={"ttft": 0.315}))
-    assert (decision.limit, decision.direction, decision.cause) == (
-        57,
-        Direction.DOWN,
-        "sla_breach",
-    )
-    assert decision.reason == "ttft p90 0.315s > target 0.300s: 64 -> 57"
+def test_holds_when_the_limit_is_not_in_use(make_obs: ObsFactory) -> None:
+    d = aimd().decide(make_obs(limit=32, peak_inflight=10, queued=0))
+    assert (d.limit, d.cause) == (32, Cause.IDLE)
 
 
-def test_a_large_breach_cuts_in_proportion(make_obs: ObsFactory) -> None:
-    # 1.5x over target: limit / 1.5, not one 10% step per fresh window.
-    decision = additive(backoff=0.9).decide(make_obs(limit=90, percentiles={"ttft": 0.45}))
-    assert decision.limit == 60
+def test_a_queue_counts_as_use(make_obs: ObsFactory) -> None:
+    d = aimd().decide(make_obs(limit=32, peak_inflight=10, queued=3))
+    assert d.direction is Direction.UP
 
 
-def test_one_decision_at_most_halves_the_limit(make_obs: ObsFactory) -> None:
-    decision = additive(backoff=0.9).decide(make_obs(limit=64, percentiles={"ttft": 3.0}))
-    assert decision.limit == 32
+def test_a_breach_cuts_to_target_over_quantile(make_obs: ObsFactory) -> None:
+    # P90 0.4 s against 0.3 s: the limit at which the proportional model meets the
+    # target is limit x 0.75.
+    d = aimd().decide(make_obs(limit=100, signals=ttft([0.1] * 50 + [0.4] * 50)))
+    assert (d.limit, d.direction, d.cause) == (75, Direction.DOWN, Cause.SLA_BREACH)
 
 
-def test_backs_off_on_breach_even_while_idle(make_obs: ObsFactory) -> None:
-    obs = make_obs(limit=64, peak_inflight=2, percentiles={"ttft": 0.5})
-    assert additive().decide(obs).direction is Direction.DOWN
+def test_a_marginal_breach_still_cuts_by_the_backoff(make_obs: ObsFactory) -> None:
+    values = [0.1] * 700 + [0.31] * 300  # conclusively over, barely
+    assert aimd(backoff=0.9).decide(make_obs(limit=100, signals=ttft(values))).limit == 90
 
 
-def test_breach_on_one_signal_decreases_although_another_is_thin(make_obs: ObsFactory) -> None:
-    obs = make_obs(targets={"ttft": 0.3, "tpot": 0.05}, percentiles={"ttft": 0.9, "tpot": None})
-    assert additive().decide(obs).cause == "sla_breach"
+def test_one_decision_at_most_halves(make_obs: ObsFactory) -> None:
+    assert aimd().decide(make_obs(limit=100, signals=ttft([3.0] * 10))).limit == 50
 
 
-def test_decrease_is_at_least_one(make_obs: ObsFactory) -> None:
-    # floor(5 x 0.99) is 4 anyway; at limit 50 a 1% cut must still remove one.
-    decision = additive(backoff=0.99).decide(make_obs(limit=50, percentiles={"ttft": 0.301}))
-    assert decision.limit == 49
-
-
-def test_backs_off_on_overload_outcomes(make_obs: ObsFactory) -> None:
-    obs = make_obs(limit=40, completed=50, overloaded=5)
-    decision = additive(backoff=0.5).decide(obs)
-    assert (decision.limit, decision.cause) == (20, "overload")
-    assert "5 of 50 fresh outcomes overloaded" in decision.reason
-
-
-def test_overload_decreases_even_with_thin_latency_data(make_obs: ObsFactory) -> None:
-    obs = make_obs(limit=40, percentiles={"ttft": None}, completed=4, overloaded=4)
-    assert additive().decide(obs).cause == "overload"
-
-
-def test_ignores_a_single_overloaded_request(make_obs: ObsFactory) -> None:
-    obs = make_obs(limit=40, completed=2, overloaded=1)
-    assert additive().decide(obs).direction is Direction.UP
-
-
-def test_ignores_overload_rate_at_or_below_threshold(make_obs: ObsFactory) -> None:
-    obs = make_obs(limit=40, completed=100, overloaded=5)
-    assert additive(overload_threshold=0.05).decide(obs).direction is Direction.UP
-
-
-def test_holds_at_floor_while_breached(make_obs: ObsFactory) -> None:
-    decision = additive(min_limit=4).decide(make_obs(limit=4, percentiles={"ttft": 1.0}))
-    assert (decision.limit, decision.direction, decision.cause) == (4, Direction.HOLD, "sla_breach")
-    assert "floor" in decision.reason
-
-
-def test_never_exceeds_max(make_obs: ObsFactory) -> None:
-    decision = additive(max_limit=40, increase_step=5).decide(make_obs(limit=38))
-    assert decision.limit == 40
-    held = additive(max_limit=40).decide(make_obs(limit=40))
-    assert (held.limit, held.direction) == (40, Direction.HOLD)
-
-
-def test_clamps_an_out_of_range_limit(make_obs: ObsFactory) -> None:
-    obs = make_obs(limit=500, peak_inflight=0)
-    decision = additive(max_limit=100).decide(obs)
-    assert (decision.limit, decision.direction) == (100, Direction.DOWN)
-
-
-def test_no_double_decrease_on_fresh_thin_evidence(make_obs: ObsFactory) -> None:
-    controller = additive()
-    first = controller.decide(make_obs(limit=64, percentiles={"ttft": 0.6}))
-    # After the change the loop asks with min_epoch = the new epoch: the breach
-    # that caused the decrease is not in it, and too few fresh samples exist yet.
-    fresh = make_obs(limit=first.limit, percentiles={"ttft": None}, completed=2, overloaded=0)
-    second = controller.decide(fresh)
-    assert (second.limit, second.cause) == (first.limit, "thin_data")
-
-
-def test_slow_start_grows_multiplicatively_well_under_target(make_obs: ObsFactory) -> None:
-    controller = aimd(slow_start_factor=1.5)
-    decision = controller.decide(make_obs(limit=8, percentiles={"ttft": 0.1}))
-    assert (decision.limit, decision.cause) == (12, "slow_start")
-
-
-def test_slow_start_growth_tapers_near_target(make_obs: ObsFactory) -> None:
-    controller = aimd(slow_start_factor=1.5, slow_start_below=0.8)
-    near = controller.decide(make_obs(limit=100, percentiles={"ttft": 0.27}))  # 90%
-    at = controller.decide(make_obs(limit=100, percentiles={"ttft": 0.3}))  # 100%
-    assert 124 <= near.limit <= 125  # x1.25, half of the full x1.5
-    assert at.limit == 101
-
-
-def test_slow_start_ends_at_first_decrease_then_additive(make_obs: ObsFactory) -> None:
-    controller = aimd(slow_start_factor=2.0, increase_step=1)
-    assert controller.decide(make_obs(limit=8)).limit == 16
-    assert controller.decide(make_obs(limit=16, percentiles={"ttft": 0.33})).limit == 14
-    after = controller.decide(make_obs(limit=14, percentiles={"ttft": 0.28}))  # 93%
-    assert (after.limit, after.cause) == (15, "headroom")
-    assert controller.phase == "additive"
-
-
-def test_far_under_target_after_slow_start_regrows_multiplicatively(
+def test_requests_waiting_past_the_target_decide_before_they_finish(
     make_obs: ObsFactory,
 ) -> None:
-    """Capacity came back (latency at a third of target): follow it in a few
-    decisions instead of +1 per fresh window."""
-    controller = aimd(slow_start_factor=1.5, increase_step=1)
-    controller.decide(make_obs(limit=100, percentiles={"ttft": 0.6}))  # ends slow start
-    far = controller.decide(make_obs(limit=50, percentiles={"ttft": 0.1}))
-    assert (far.limit, far.cause) == (75, "headroom")
-    between = controller.decide(make_obs(limit=40, percentiles={"ttft": 0.21}))  # 70%
-    assert between.limit == 50  # x1.25: halfway through the taper
-    near = controller.decide(make_obs(limit=50, percentiles={"ttft": 0.27}))  # 90%
-    assert near.limit == 51
+    signals = ttft([], pending=[0.5, 0.6, 0.7])  # a hang: three past the target already
+    assert aimd().decide(make_obs(limit=100, signals=signals)).cause is Cause.SLA_BREACH
 
 
-def test_without_targets_reacts_to_overload_only(make_obs: ObsFactory) -> None:
-    controller = additive(min_completed=20)
-    grow = controller.decide(make_obs(limit=10, targets={}, percentiles={"e2e": 99.0}))
-    assert (grow.limit, grow.cause) == (11, "headroom")
-    down = controller.decide(make_obs(limit=10, targets={}, completed=30, overloaded=10))
-    assert down.cause == "overload"
-    thin = controller.decide(make_obs(limit=10, targets={}, completed=5))
-    assert thin.cause == "thin_data"
+def test_a_cut_starts_from_what_was_in_flight(make_obs: ObsFactory) -> None:
+    obs = make_obs(limit=400, inflight=100, peak_inflight=100, signals=ttft([3.0] * 10))
+    assert aimd().decide(obs).limit == 50
 
 
-def test_target_never_measured_by_traffic_does_not_block_growth(make_obs: ObsFactory) -> None:
-    # TTFT targeted, but only non-streamed answers: the window leaves ttft out.
-    obs = make_obs(limit=10, targets={"ttft": 0.3, "e2e": 2.0}, percentiles={"e2e": 1.0})
-    assert additive().decide(obs).direction is Direction.UP
+def test_holds_until_a_decrease_has_drained(make_obs: ObsFactory) -> None:
+    obs = make_obs(limit=50, inflight=80, signals=ttft([3.0] * 10))
+    d = aimd().decide(obs)
+    assert (d.limit, d.cause) == (50, Cause.DEAD_TIME)
 
 
-def test_decisions_use_known_causes_and_carry_details(make_obs: ObsFactory) -> None:
-    controller = aimd()
-    observations = [
-        make_obs(),
-        make_obs(peak_inflight=0),
-        make_obs(percentiles={"ttft": None}),
-        make_obs(percentiles={"ttft": 9.0}),
-        make_obs(completed=10, overloaded=10),
-        make_obs(),
-    ]
-    for obs in observations:
-        decision = controller.decide(obs)
-        assert decision.cause in set(Cause)
-        assert decision.reason
-        assert decision.details["peak_inflight"] == obs.peak_inflight
+def test_after_a_breach_growth_stops_short_of_the_old_knee(make_obs: ObsFactory) -> None:
+    c = aimd(backoff=0.9)
+    breached(c, make_obs, limit=100)  # knee near 100; grow freely up to 90 only
+    assert c.decide(make_obs(limit=60, signals=ttft([0.01] * 100))).limit == 90
+    assert c.decide(make_obs(limit=90, signals=ttft([0.2] * 100))).limit == 91
 
 
-@pytest.mark.parametrize(("q", "label"), [(0.9, "p90"), (0.95, "p95"), (0.999, "p99.9")])
-def test_percentile_label(q: float, label: str) -> None:
-    assert percentile_label(q) == label
+def test_twice_the_headroom_near_the_old_knee_forgets_it(make_obs: ObsFactory) -> None:
+    c = aimd(backoff=0.9)
+    breached(c, make_obs, limit=100)
+    assert c.decide(make_obs(limit=95, signals=ttft([0.05] * 100))).limit == 190
 
 
-def test_rejects_inconsistent_bounds() -> None:
+def test_slow_start_acts_on_a_handful_of_requests(make_obs: ObsFactory) -> None:
+    few = ttft([0.05, 0.2, 0.1, 0.25, 0.15])  # too spread to prove, but none missed yet
+    assert aimd().decide(make_obs(limit=8, signals=few)).direction is Direction.UP
+
+
+def test_after_a_breach_a_handful_is_not_enough(make_obs: ObsFactory) -> None:
+    c = aimd()
+    breached(c, make_obs)
+    few = ttft([0.05, 0.2, 0.1, 0.25, 0.15])
+    assert c.decide(make_obs(limit=30, signals=few)).cause is Cause.INCONCLUSIVE
+
+
+def test_halving_without_relief_keeps_the_limit_that_served_more(
+    make_obs: ObsFactory,
+) -> None:
+    c = aimd()
+    slow = ttft([0.45] * 10)  # the same latency whatever the concurrency
+    assert c.decide(make_obs(limit=100, signals=slow, good_rate=5.0)).limit == 66
+    assert c.decide(make_obs(limit=66, signals=slow)).limit == 44
+    restored = c.decide(make_obs(limit=44, signals=slow, good_rate=2.0))
+    assert (restored.limit, restored.cause) == (100, Cause.FLOOR)
+    held = c.decide(make_obs(limit=100, signals=slow))
+    assert (held.limit, held.cause) == (100, Cause.FLOOR)
+
+
+def test_halving_without_relief_stays_low_when_low_serves_more(make_obs: ObsFactory) -> None:
+    c = aimd()
+    slow = ttft([0.45] * 10)
+    c.decide(make_obs(limit=100, signals=slow, good_rate=2.0))
+    c.decide(make_obs(limit=66, signals=slow))
+    kept = c.decide(make_obs(limit=44, signals=slow, good_rate=3.0))
+    assert (kept.limit, kept.cause) == (44, Cause.FLOOR)
+
+
+def test_upstream_failures_cut_by_the_backoff(make_obs: ObsFactory) -> None:
+    d = aimd(backoff=0.5).decide(make_obs(limit=40, completed=30, overloaded=10))
+    assert (d.limit, d.cause) == (20, Cause.OVERLOAD)
+
+
+def test_a_single_failure_is_noise(make_obs: ObsFactory) -> None:
+    assert aimd().decide(make_obs(completed=100, overloaded=1)).direction is Direction.UP
+
+
+def test_without_targets_only_failures_limit_growth(make_obs: ObsFactory) -> None:
+    c = aimd()
+    assert c.decide(make_obs(limit=10, signals={}, completed=20)).limit == 20
+    assert c.decide(make_obs(limit=10, signals={}, completed=2)).cause is Cause.INCONCLUSIVE
+
+
+def test_stays_within_its_bounds(make_obs: ObsFactory) -> None:
+    assert aimd(max_limit=40).decide(make_obs(limit=38)).limit == 40
+    d = aimd(min_limit=4).decide(make_obs(limit=4, signals=ttft([3.0] * 10)))
+    assert (d.limit, d.direction) == (4, Direction.HOLD)
+
+
+def test_every_decision_explains_itself(make_obs: ObsFactory) -> None:
+    c = aimd()
+    for obs in (make_obs(), make_obs(peak_inflight=0), make_obs(signals=ttft([9.0] * 9))):
+        d = c.decide(obs)
+        assert d.cause in set(Cause) and d.reason
+        assert d.details["peak_inflight"] == obs.peak_inflight
+
+
+def test_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         aimd(min_limit=10, max_limit=5)
+    with pytest.raises(ValueError):
+        AIMDController(backoff=1.0)

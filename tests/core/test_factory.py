@@ -7,8 +7,7 @@ import pytest
 from proxy import factory
 from proxy.core.aimd import AIMDController
 from proxy.core.fixed import FixedController
-from proxy.core.gradient import GradientController
-from tests.helpers.controllers import ObsFactory
+from tests.helpers.controllers import ObsFactory, evidence
 from tests.helpers.settings import make_settings
 
 
@@ -18,7 +17,7 @@ def settings(**values: Any) -> Any:
 
 @pytest.mark.parametrize(
     ("algorithm", "kind"),
-    [("aimd", AIMDController), ("gradient", GradientController), ("fixed", FixedController)],
+    [("aimd", AIMDController), ("fixed", FixedController)],
 )
 def test_builds_the_named_algorithm(algorithm: str, kind: type) -> None:
     assert isinstance(factory.controller(settings(algorithm=algorithm)), kind)
@@ -32,27 +31,24 @@ def test_aimd_takes_its_knobs_from_settings(make_obs: ObsFactory) -> None:
     controller = factory.controller(
         settings(backoff=0.5, min_limit=4, initial_limit=40, sla_percentile=0.95)
     )
-    decision = controller.decide(make_obs(limit=40, percentiles={"ttft": 1.0}))
+    slow = {"ttft": evidence(0.3, [3.0] * 10)}
+    decision = controller.decide(make_obs(limit=40, signals=slow))
     assert decision.limit == 20
     assert decision.reason.startswith("ttft p95 ")
-    assert controller.decide(make_obs(limit=5, percentiles={"ttft": 1.0})).limit == 4
+    floor = factory.controller(settings(min_limit=4, initial_limit=40))
+    assert floor.decide(make_obs(limit=5, signals=slow)).limit == 4
 
 
-def test_min_samples_setting_gates_overload_only_growth(make_obs: ObsFactory) -> None:
-    controller = factory.controller(settings(window_min_samples=50))
-    assert controller.decide(make_obs(targets={}, completed=49)).cause == "thin_data"
-    assert controller.decide(make_obs(targets={}, completed=50)).cause == "slow_start"
+def test_confidence_and_min_samples_come_from_settings() -> None:
+    controller = factory.controller(settings(decision_confidence=0.99, window_min_samples=7))
+    assert isinstance(controller, AIMDController)
+    assert (controller.policy.confidence, controller.policy.min_samples) == (0.99, 7)
 
 
 def test_fixed_holds_the_initial_limit(make_obs: ObsFactory) -> None:
     controller = factory.controller(settings(algorithm="fixed", initial_limit=24))
-    assert controller.decide(make_obs(limit=24, percentiles={"ttft": 9.0})).limit == 24
-
-
-def test_gradient_starts_from_the_initial_limit() -> None:
-    controller = factory.controller(settings(algorithm="gradient", initial_limit=24))
-    assert isinstance(controller, GradientController)
-    assert controller.estimate == 24.0
+    slow = {"ttft": evidence(0.3, [9.0] * 10)}
+    assert controller.decide(make_obs(limit=24, signals=slow)).limit == 24
 
 
 def test_windows_and_alert_from_settings() -> None:

@@ -4,13 +4,13 @@ import pytest
 
 from proxy.core.controller import Direction
 from proxy.core.fixed import FixedController
-from tests.helpers.controllers import ObsFactory, Probe
+from tests.helpers.controllers import ObsFactory, Probe, evidence
 
 
 @pytest.mark.parametrize(
     "obs_kwargs",
     [
-        {"percentiles": {"ttft": 9.0}},
+        {"signals": {"ttft": evidence(0.3, [9.0] * 10)}},
         {"completed": 10, "overloaded": 10},
         {"peak_inflight": 0},
         {"queued": 50},

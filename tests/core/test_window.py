@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.core.outcome import Outcome, Sample
+from proxy.core.outcome import Flight, Outcome, Sample
 from proxy.core.stats import nearest_rank
 from proxy.core.window import LatencyWindow, OutcomeCounter, SignalWindows
 
@@ -171,60 +171,46 @@ def test_overload_counts_as_outcome_but_not_as_latency() -> None:
     assert (counts.success, counts.overload) == (0, 1)
 
 
-def test_observation_uses_fresh_evidence_only() -> None:
+def test_evidence_is_the_fresh_epochs_only() -> None:
     windows = SignalWindows(horizon=30.0, max_samples=1000)
     for i in range(30):
         windows.observe(success(e2e=5.0, ttft=2.0, tokens=2, epoch=1), now=i * 0.1)
     for i in range(5):
         windows.observe(success(e2e=1.0, ttft=0.1, tokens=2, epoch=2), now=3 + i * 0.1)
     windows.observe(Sample(Outcome.OVERLOAD, 503, 0.5, epoch=2), now=4.0)
-    obs = windows.observation(
-        4.0,
-        limit=8,
-        peak_inflight=7,
-        queued=2,
-        targets={"ttft": 0.3},
-        percentile=0.9,
-        min_samples=5,
-        min_epoch=2,
-    )
-    assert obs.percentiles["ttft"] == 0.1
-    assert obs.percentiles["e2e"] == 1.0
-    assert (obs.completed, obs.overloaded) == (6, 1)
-    assert (obs.limit, obs.peak_inflight, obs.queued) == (8, 7, 2)
-    assert obs.targets == {"ttft": 0.3}
+    ev = windows.evidence(4.0, 2, {"ttft": 0.3, "e2e": 2.0}, [])
+    assert sorted(v for _, v in ev["ttft"].resolved) == [0.1] * 5
+    assert sorted(v for _, v in ev["e2e"].resolved) == [1.0] * 5
+    counts = windows.outcome_counts(4.0, 2)
+    assert (counts.completed, counts.overload) == (6, 1)
 
 
-def test_observation_with_thin_fresh_data_has_no_percentiles() -> None:
+def test_evidence_ages_are_since_the_request_was_sent() -> None:
     windows = SignalWindows(horizon=30.0, max_samples=1000)
-    for i in range(50):
-        windows.observe(success(e2e=5.0, ttft=2.0, tokens=2, epoch=1), now=i * 0.01)
-    windows.observe(success(e2e=5.0, ttft=2.0, tokens=2, epoch=2), now=1.0)
-    obs = windows.observation(
-        1.0,
-        limit=8,
-        peak_inflight=8,
-        queued=0,
-        targets={"ttft": 0.3},
-        percentile=0.9,
-        min_samples=20,
-        min_epoch=2,
-    )
-    assert obs.percentiles == {"ttft": None, "tpot": None, "e2e": None}
+    windows.observe(success(e2e=1.5, ttft=0.5, tokens=2), now=10.0)  # sent at 8.5
+    ev = windows.evidence(12.0, 0, {"e2e": 2.0}, [])
+    assert ev["e2e"].resolved == ((3.5, 1.5),)
 
 
-def test_observation_leaves_out_signals_this_traffic_never_measures() -> None:
+def test_requests_in_flight_are_pending_evidence() -> None:
     windows = SignalWindows(horizon=30.0, max_samples=1000)
-    for i in range(20):  # no first-token time, no token count: e2e only
+    waiting = Flight(sent=1.0, epoch=3, streamed=True)
+    streaming = Flight(sent=2.0, epoch=3, streamed=True)
+    windows.first_token(streaming, 2.4)
+    streaming.first_at = 2.4
+    old = Flight(sent=0.0, epoch=2, streamed=True)  # admitted under the previous limit
+    targets = {"ttft": 0.3, "tpot": 0.05, "e2e": 9.0}
+    ev = windows.evidence(5.0, 3, targets, [waiting, streaming, old])
+    assert ev["ttft"].pending == (4.0,)  # only the one with no first token yet
+    assert [v for _, v in ev["ttft"].resolved] == [pytest.approx(0.4)]
+    assert ev["tpot"].resolved == ev["tpot"].pending == ()  # known only at the end
+    assert sorted(ev["e2e"].pending) == [3.0, 4.0]
+
+
+def test_a_signal_this_traffic_never_measures_is_left_out() -> None:
+    windows = SignalWindows(horizon=30.0, max_samples=1000)
+    for i in range(20):  # whole answers: no first-token time, no token count
         windows.observe(Sample(Outcome.SUCCESS, 200, 1.0), now=i)
-    obs = windows.observation(
-        20.0,
-        limit=8,
-        peak_inflight=8,
-        queued=0,
-        targets={"ttft": 0.3, "e2e": 2.0},
-        percentile=0.9,
-        min_samples=20,
-        min_epoch=0,
-    )
-    assert obs.percentiles == {"e2e": 1.0}
+    whole = Flight(sent=19.5, epoch=0, streamed=False)
+    ev = windows.evidence(20.0, 0, {"ttft": 0.3, "e2e": 2.0}, [whole])
+    assert set(ev) == {"e2e"}

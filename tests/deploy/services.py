@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from tests.deploy.paths import ALERTMANAGER_CONFIG, RULES, require_binary
+from tests.deploy.paths import ALERTMANAGER_CONFIG, RULES
+from tests.helpers.tools import require
 
 POLL = 0.1  # seconds between two looks while polling against a deadline
 
@@ -180,7 +181,7 @@ def alertmanager_config(webhook_url: str) -> dict[str, Any]:
 
 
 def start_alertmanager(work: Path, webhook_url: str) -> tuple[Process, str]:
-    binary = require_binary("prometheus-alertmanager", "alertmanager")
+    binary = require("prometheus-alertmanager", "alertmanager")
     port = free_port()
     config = work / "alertmanager.yml"
     config.write_text(yaml.safe_dump(alertmanager_config(webhook_url)))
@@ -203,7 +204,7 @@ def start_alertmanager(work: Path, webhook_url: str) -> tuple[Process, str]:
 
 def start_prometheus(work: Path, alertmanager: str, targets: dict[str, str]) -> tuple[Process, str]:
     """Scrapes and evaluates every second, with the real rules file unchanged."""
-    binary = require_binary("prometheus")
+    binary = require("prometheus")
     port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},

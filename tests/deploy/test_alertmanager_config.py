@@ -8,12 +8,13 @@ import urllib.request
 
 import pytest
 
-from tests.deploy.paths import ALERTMANAGER_CONFIG, require_binary
+from tests.deploy.paths import ALERTMANAGER_CONFIG
 from tests.deploy.services import http_get, poll
+from tests.helpers.tools import require
 
 
 def test_amtool_accepts_the_config() -> None:
-    amtool = require_binary("amtool")
+    amtool = require("amtool")
     result = subprocess.run(
         [amtool, "check-config", str(ALERTMANAGER_CONFIG)],
         capture_output=True,
@@ -32,7 +33,7 @@ def test_amtool_accepts_the_config() -> None:
     ],
 )
 def test_routes_by_severity(labels: list[str], receiver: str) -> None:
-    amtool = require_binary("amtool")
+    amtool = require("amtool")
     result = subprocess.run(
         [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels],
         capture_output=True,

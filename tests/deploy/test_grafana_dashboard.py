@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.paths import GRAFANA, REPO, require_binary
+from tests.deploy.paths import GRAFANA, REPO
 from tests.deploy.services import prom_api
 from tests.deploy.stack import Stack, overload_episode
 from tests.deploy.test_prometheus_rules import exported_names
+from tests.helpers.tools import require
 
 DASHBOARD = GRAFANA / "dashboards" / "sla-proxy.json"
 SCHEMA_PACKAGE = Path(__file__).parent / "grafana-schema"
@@ -61,7 +62,7 @@ def _install() -> None:
             shutil.copy(SCHEMA_PACKAGE / name, CACHE / name)
         (CACHE / "dashboard.schema.json").unlink(missing_ok=True)
         result = subprocess.run(
-            [require_binary("npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            [require("npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
             cwd=CACHE,
             capture_output=True,
             text=True,
@@ -72,8 +73,8 @@ def _install() -> None:
 
 @pytest.fixture(scope="module")
 def validator() -> Iterator[Validator]:
-    node = require_binary("node", "nodejs")
-    require_binary("npm")
+    node = require("node", "nodejs")
+    require("npm")
     _install()
     shutil.copy(SCHEMA_PACKAGE / "validate.mjs", CACHE / "validate.mjs")
 

@@ -10,7 +10,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from proxy.metrics import Metrics
-from tests.deploy.paths import DEPLOY, RULE_TESTS, RULES, RUNBOOKS, require_binary
+from tests.deploy.paths import DEPLOY, RULE_TESTS, RULES, RUNBOOKS
+from tests.helpers.tools import require
 
 # Asked of the lead, not exported yet: the floor rule falls back to 1 without it.
 _REQUESTED_METRICS = {"proxy_concurrency_limit_min"}
@@ -43,7 +44,7 @@ def exported_names() -> set[str]:
 
 
 def test_promtool_accepts_the_rules() -> None:
-    promtool = require_binary("promtool")
+    promtool = require("promtool")
     result = subprocess.run(
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
     )
@@ -51,7 +52,7 @@ def test_promtool_accepts_the_rules() -> None:
 
 
 def test_promtool_rule_unit_tests_pass() -> None:
-    promtool = require_binary("promtool")
+    promtool = require("promtool")
     result = subprocess.run(
         [promtool, "test", "rules", str(RULE_TESTS)], capture_output=True, text=True, timeout=60
     )
@@ -59,7 +60,7 @@ def test_promtool_rule_unit_tests_pass() -> None:
 
 
 def test_promtool_accepts_the_prometheus_config() -> None:
-    promtool = require_binary("promtool")
+    promtool = require("promtool")
     config = DEPLOY / "prometheus" / "prometheus.yml"
     result = subprocess.run(
         [promtool, "check", "config", "--syntax-only", str(config)],

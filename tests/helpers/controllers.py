@@ -3,11 +3,12 @@ against the observation it answered (a Decision does not store it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from proxy.core.controller import Cause, Controller, Decision, Direction, Observation, Policy
+from proxy.core.evidence import SignalEvidence
 
 ObsFactory = Callable[..., Observation]
 
@@ -20,30 +21,41 @@ def split_policy(kwargs: Mapping[str, Any]) -> tuple[Policy, dict[str, Any]]:
     return policy, {k: v for k, v in kwargs.items() if k not in POLICY_FIELDS}
 
 
+def evidence(
+    target: float, values: Iterable[float], age: float = 60.0, pending: Iterable[float] = ()
+) -> SignalEvidence:
+    """One signal's fresh evidence: `values` of requests sent `age` seconds ago, and
+    the ages of those still waiting."""
+    return SignalEvidence(target, tuple((age, v) for v in values), tuple(pending))
+
+
 def make_observation(
     *,
     limit: int = 32,
+    inflight: int | None = None,
     peak_inflight: int | None = None,
     queued: int = 0,
-    percentiles: Mapping[str, float | None] | None = None,
-    targets: Mapping[str, float] | None = None,
+    signals: Mapping[str, SignalEvidence] | None = None,
     completed: int = 100,
     overloaded: int = 0,
+    good_rate: float = 0.0,
     now: float = 0.0,
 ) -> Observation:
-    """A busy observation (peak inflight = limit) with every target met by default."""
-    targets = {"ttft": 0.3} if targets is None else targets
-    if percentiles is None:
-        percentiles = {signal: target * 0.5 for signal, target in targets.items()}
+    """A busy observation (in flight = peak = limit); by default one TTFT target of
+    0.3 s with 100 requests at half of it (conclusively under)."""
+    if signals is None:
+        signals = {"ttft": evidence(0.3, [0.15] * 100)}
+    busy = limit if peak_inflight is None else peak_inflight
     return Observation(
         now=now,
         limit=limit,
-        peak_inflight=limit if peak_inflight is None else peak_inflight,
+        inflight=min(busy, limit) if inflight is None else inflight,
+        peak_inflight=busy,
         queued=queued,
-        percentiles=percentiles,
-        targets=targets,
+        signals=signals,
         completed=completed,
         overloaded=overloaded,
+        good_rate=good_rate,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,10 +60,10 @@ class CheckedHarness(Harness):
         for replica, counts in zip(self.replicas, self.counts, strict=True):
             replica.admission.subscribe(counts)
 
-    async def _generate(self, record: RequestRecord) -> None:
+    async def _generate(self, record: RequestRecord, *args: Any) -> None:
         for replica in self.replicas:
             self.at_send.append((replica.limiter.inflight, replica.limiter.limit))
-        await super()._generate(record)
+        await super()._generate(record, *args)
 
 
 def checked_run(config: RunConfig) -> tuple[RunResult, CheckedHarness]:

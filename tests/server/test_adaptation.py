@@ -63,7 +63,7 @@ async def test_limit_follows_a_slowdown_down_and_back_up() -> None:
             )
 
         assert changes("down", "sla_breach") >= 1
-        assert changes("up", "headroom") + changes("up", "slow_start") >= 1
+        assert changes("up", "headroom") >= 1
 
 
 def slow(sim: SimHandle, factor: float) -> None:

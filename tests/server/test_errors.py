@@ -178,3 +178,52 @@ async def test_a_draining_proxy_answers_503_and_is_not_ready(proxy: RunningProxy
     ):
         assert response.status == 503
         assert (await response.json())["draining"] is True
+
+
+async def test_an_upstream_that_accepts_then_closes_is_marked_down(
+    make_proxy: ProxyFactory, sim: SimHandle
+) -> None:
+    sim.set_faults(refuse=True)
+    async with make_proxy(upstream_down_after=2, upstream_probe_interval=0.05) as proxy:
+        first, second, third = [await post(proxy.url) for _ in range(3)]
+        assert (first[0], second[0]) == (502, 502)
+        status, headers, body = third
+        assert status == 503
+        assert_openai_error(body, "upstream_unavailable")
+        assert int(headers["Retry-After"]) >= 1
+        assert "127.0.0.1" not in json.dumps(body)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{proxy.admin_url}/readyz") as ready,
+        ):
+            assert ready.status == 503
+            assert (await ready.json())["upstream_up"] is False
+        assert proxy.state.admission.limiter.inflight == 0
+        sim.clear_faults()
+        await eventually(lambda: proxy.state.upstream.up, what="probe finds it back")
+        assert (await post(proxy.url))[0] == 200
+
+
+async def test_error_answers_name_no_address_and_log_no_traceback(
+    make_proxy: ProxyFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = f"http://127.0.0.1:{closed_port()}"
+    async with make_proxy(upstream=upstream) as proxy:
+        status, _, body = await post(proxy.url)
+        assert status == 502
+        assert upstream not in json.dumps(body)
+        assert "Connect call failed" not in json.dumps(body)
+        host, port = proxy.url.removeprefix("http://").split(":")
+        for garbage in (b"GET /\xff HTTP/1.1\r\n\r\n", b"GARB AGE\r\n\r\n", b"X" * 9000 + b"\r\n"):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(garbage)
+            answer = await reader.read()
+            writer.close()
+            assert b" 400 " in answer.split(b"\r\n")[0]
+            assert b"\xff" not in answer and b"GARB" not in answer  # the input is not echoed
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{proxy.admin_url}/secret/path") as missing:
+                assert "secret" not in await missing.text()
+            async with session.get(f"{proxy.admin_url}/healthz") as health:
+                assert health.headers["Server"] == "sla-proxy"
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

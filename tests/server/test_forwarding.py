@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from ipaddress import ip_network
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from proxy.server.app import RunningProxy, running_proxy
+from proxy.server.forwarded import ForwardingPolicy
 from proxy.server.inbound import plan_request
 from proxy.server.state import ADMITTED_PATHS
 from tests.helpers.settings import proxy_settings
@@ -106,7 +108,7 @@ async def test_hop_by_hop_headers_are_dropped_and_forwarded_headers_set(
     assert received["authorization"] == "Bearer sk-1"
     for hop in ("x-private", "keep-alive", "te"):
         assert hop not in received
-    assert received["x-forwarded-for"] == "10.0.0.1, 127.0.0.1"
+    assert received["x-forwarded-for"] == "127.0.0.1"  # an untrusted peer's claim is replaced
     assert received["x-forwarded-proto"] == "http"
 
 
@@ -170,3 +172,54 @@ def test_non_generation_requests_take_no_permit() -> None:
 def test_malformed_json_is_forwarded_as_is() -> None:
     plan = plan_request("POST", "/v1/chat/completions", b"{nope", ADMITTED_PATHS)
     assert plan.admitted and not plan.streamed and plan.body == b"{nope"
+
+
+FORGED = {
+    "X-Forwarded-For": "6.6.6.6",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "bank.example",
+    "X-Forwarded-Port": "443",
+    "Forwarded": "for=6.6.6.6;proto=https",
+    "X-Real-IP": "6.6.6.6",
+}
+
+
+async def _received(url: str, echo: Echo, headers: dict[str, str]) -> dict[str, str]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/v1/models", headers=headers) as response,
+    ):
+        assert response.status == 200
+    return {k.lower(): v for k, v in echo[1][-1]["headers"].items()}
+
+
+async def test_forwarding_headers_from_an_untrusted_peer_are_replaced(
+    proxied: RunningProxy, echo: Echo
+) -> None:
+    received = await _received(proxied.url, echo, FORGED)
+    assert received["x-forwarded-for"] == "127.0.0.1"
+    assert received["x-real-ip"] == "127.0.0.1"
+    assert received["x-forwarded-proto"] == "http"
+    assert received["forwarded"].startswith("for=127.0.0.1;proto=http;host=")
+    assert "x-forwarded-port" not in received
+    assert "6.6.6.6" not in json.dumps(received) and "bank.example" not in json.dumps(received)
+
+
+async def test_forwarding_headers_from_a_trusted_proxy_are_kept_and_appended(echo: Echo) -> None:
+    config = proxy_settings(echo[0], trusted_proxies="10.0.0.0/8, 127.0.0.1/32")
+    async with running_proxy(config) as proxy:
+        received = await _received(proxy.url, echo, FORGED)
+    assert received["x-forwarded-for"] == "6.6.6.6, 127.0.0.1"
+    assert received["forwarded"].startswith("for=6.6.6.6;proto=https, for=127.0.0.1;proto=http")
+    assert received["x-real-ip"] == "6.6.6.6"
+    assert received["x-forwarded-proto"] == "https"
+    assert received["x-forwarded-host"] == "bank.example"
+    assert received["x-forwarded-port"] == "443"
+
+
+def test_ipv6_and_ipv4_mapped_peers() -> None:
+    policy = ForwardingPolicy([ip_network("10.0.0.0/8")])
+    assert policy.trusts("::ffff:10.1.2.3")
+    assert not policy.trusts("::1") and not policy.trusts(None) and not policy.trusts("junk")
+    headers = dict(policy.headers([], "::1", "http", 'a"b'))
+    assert headers["Forwarded"] == 'for="[::1]";proto=http;host="a\\"b"'

@@ -101,7 +101,7 @@ def test_environment_is_validated_too(serve: Callable[..., Result]) -> None:
 
 
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("PROXY_SLA_TTFT=0.25\nPROXY_ALGORITHM=gradient\n")
+    (tmp_path / ".env").write_text("PROXY_SLA_TTFT=0.25\nPROXY_ALGORITHM=fixed\n")
     old = Path.cwd()
     os.chdir(tmp_path)
     try:
@@ -109,7 +109,7 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
     finally:
         os.chdir(old)
     assert settings.sla_ttft == 0.25  # type: ignore[attr-defined]
-    assert settings.algorithm is Algorithm.GRADIENT  # type: ignore[attr-defined]
+    assert settings.algorithm is Algorithm.FIXED  # type: ignore[attr-defined]
 
 
 def test_command_line_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,21 +130,33 @@ def test_settings_error_lists_problems() -> None:
     assert len(info.value.problems) == 2
 
 
-def test_a_queue_longer_than_the_ttft_target_is_warned_about() -> None:
-    assert parse("--sla-ttft", "0.5", "--queue-timeout", "0.25").warnings() == []  # type: ignore[attr-defined]
-    (warning,) = parse("--sla-ttft", "0.5", "--queue-timeout", "10").warnings()  # type: ignore[attr-defined]
-    assert "misses the TTFT target" in warning
+def test_no_sla_target_is_warned_about() -> None:
+    assert parse("--sla-ttft", "0.5").warnings() == []  # type: ignore[attr-defined]
+    (warning,) = parse().warnings()  # type: ignore[attr-defined]
+    assert "no SLA target" in warning
+    assert parse("--algorithm", "fixed").warnings() == []  # type: ignore[attr-defined]
 
 
-def test_queue_timeout_defaults_to_half_the_ttft_target() -> None:
+def test_queue_timeout_is_an_upper_bound_that_does_not_depend_on_the_targets() -> None:
     assert parse().queue_timeout == 30.0  # type: ignore[attr-defined]
-    assert parse("--sla-ttft", "0.5").queue_timeout == 0.25  # type: ignore[attr-defined]
-    explicit = parse("--sla-ttft", "0.5", "--queue-timeout", "3")
-    assert explicit.queue_timeout == 3.0  # type: ignore[attr-defined]
+    assert parse("--sla-ttft", "0.5").queue_timeout == 30.0  # type: ignore[attr-defined]
 
 
-def test_the_derived_queue_timeout_also_follows_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("PROXY_SLA_TTFT", "0.8")
-    assert parse().queue_timeout == 0.4  # type: ignore[attr-defined]
+def test_trusted_proxies_are_comma_separated_cidrs(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = parse("--trusted-proxies", "10.0.0.0/8, 2001:db8::/32,192.168.1.7")
+    shown = [str(network) for network in settings.trusted_proxies]  # type: ignore[attr-defined]
+    assert shown == ["10.0.0.0/8", "2001:db8::/32", "192.168.1.7/32"]
+    monkeypatch.setenv("PROXY_TRUSTED_PROXIES", "172.16.0.0/12")
+    assert [str(n) for n in parse().trusted_proxies] == ["172.16.0.0/12"]  # type: ignore[attr-defined]
+
+
+def test_a_bad_cidr_is_one_line_naming_the_option(serve: Callable[..., Result]) -> None:
+    result = serve("--trusted-proxies", "10.0.0.0/8,not-a-network")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "--trusted-proxies / PROXY_TRUSTED_PROXIES" in line
+
+
+def test_the_priority_header_is_untrusted_by_default() -> None:
+    assert parse().trust_priority_header is False  # type: ignore[attr-defined]
+    assert parse("--trust-priority-header", "true").trust_priority_header is True  # type: ignore[attr-defined]

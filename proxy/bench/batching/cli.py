@@ -106,9 +106,3 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(report.conditions(sweep)))
     print("wrote " + ", ".join(str(p) for p in wrote))
     return 0
-
-
-if __name__ == "__main__":
-    from proxy.cli import main
-
-    sys.exit(main(["batching", *sys.argv[1:]]))

@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 from proxy.bench.batching.workload import Job
-from proxy.load.stats import percentile
+from proxy.core.stats import percentile
 from proxy.sim.batching import Batching, StaticBatching
 from proxy.sim.engine import Engine, Sequence
 from proxy.sim.profiles import Profile
@@ -48,8 +48,9 @@ class ModeResult:
         return self.requests / self.duration if self.duration > 0 else 0.0
 
     def pct(self, signal: str, q: float) -> float:
+        """The q-th percentile (q in percent) of `signal`; 0 with no values."""
         values: tuple[float, ...] = getattr(self, signal)
-        return percentile(values, q) if values else 0.0
+        return percentile(values, q / 100) or 0.0
 
 
 def simulate(profile: Profile, batching: Batching, jobs: list[Job], slots: int) -> ModeResult:

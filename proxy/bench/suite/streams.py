@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from proxy.bench.suite.meter import CpuMeter, Reading
 from proxy.bench.suite.paced_client import run_streams
 from proxy.bench.suite.servers import bare, paced, sla_options, sla_proxy
-from proxy.load.stats import percentile
+from proxy.core.stats import percentile
 
 if TYPE_CHECKING:
     from proxy.bench.suite.refconfig import RefConfig
@@ -143,8 +143,8 @@ async def _run(config: RefConfig, meter: CpuMeter, number: int, path: str, port:
         tally.events,
         len(delays),
         tally.failures,
-        1000 * percentile(delays, 50) if delays else None,
-        1000 * percentile(delays, 99) if delays else None,
+        1000 * percentile(delays, 0.5) if delays else None,  # type: ignore[operator]
+        1000 * percentile(delays, 0.99) if delays else None,  # type: ignore[operator]
         1e6 * cpu / len(delays) if cpu is not None and delays else None,
         cpu / spent.wall if cpu is not None and spent.wall > 0 else None,
         spent.others_cores,
