@@ -251,8 +251,9 @@ async def _relay_events(
     ticket: Ticket,
 ) -> web.StreamResponse:
     """Event by event through `relay`. On a failure mid-stream the client gets an SSE
-    error event, as vLLM sends, so the OpenAI SDK raises instead of returning a
-    truncated answer."""
+    error event in the stream's dialect (chat's `data: {"error": ...}`, the Responses
+    API's `error` event), so the OpenAI SDK raises instead of returning a truncated
+    answer."""
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     failure: _UpstreamFailed | None = None
@@ -278,10 +279,11 @@ async def _relay_events(
         meter.streamed_events(relay.content_events, relay.usage)
         if failure is not None:
             meter.failed(failure.kind)
-            await response.write(_stream_error(failure.kind))
+            await response.write(relay.error_event(_stream_error(failure.kind)))
         elif deadline:
             meter.left()  # cut by our shutdown, not the upstream's doing
-            await response.write(_event(_SHUTTING_DOWN, "service_unavailable", "shutting_down"))
+            shutdown = _error(_SHUTTING_DOWN, "service_unavailable", "shutting_down")
+            await response.write(relay.error_event(shutdown))
         await response.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         meter.left()
@@ -307,14 +309,14 @@ class _UpstreamFailed(Exception):
         return BadGateway(message)
 
 
-def _stream_error(kind: UpstreamErrorKind) -> bytes:
+def _stream_error(kind: UpstreamErrorKind) -> dict[str, object]:
     message = _MESSAGES.get(kind, "The upstream server failed.")
-    return _event(message, "bad_gateway", f"upstream_{kind.value}")
+    return _error(message, "bad_gateway", f"upstream_{kind.value}")
 
 
-def _event(message: str, type_: str, code: str) -> bytes:
-    error = {"message": message, "type": type_, "code": code}
-    return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+def _error(message: str, type_: str, code: str) -> dict[str, object]:
+    """The OpenAI error object; the relay frames it in the stream's dialect."""
+    return {"message": message, "type": type_, "code": code}
 
 
 def _usage_of(body: bytes) -> dict[str, object] | None:

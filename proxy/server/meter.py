@@ -3,8 +3,9 @@ forwarder passes every reading of the clock in, as it feeds `SseRelay` its bytes
 
 Times are from the moment the request went upstream. TTFT is the first content
 event of a streamed answer; a non-streamed answer has none (its first byte is its
-last). Output tokens come from the upstream's usage report, else, for a stream,
-from the number of content events (one token per event is vLLM's default).
+last). Output tokens come from the upstream's usage report (chat's `completion_tokens` or
+the Responses API's `output_tokens`, streamed or not), else, for a stream, from the
+number of content events (one token per event is vLLM's default).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxy.core.outcome import Sample, UpstreamErrorKind, classify
+from proxy.server.dialects import usage_tokens
 
 
 class RequestMeter:
@@ -63,8 +65,7 @@ class RequestMeter:
         outcome, kind = classify(self.status, self.error, self.client_left)
         tokens = prompt = None
         if self.usage is not None:
-            tokens = _int_or_none(self.usage.get("completion_tokens"))
-            prompt = _int_or_none(self.usage.get("prompt_tokens"))
+            tokens, prompt = usage_tokens(self.usage)
         elif self.streamed and self.content_events:
             tokens = self.content_events
         return Sample(
@@ -79,7 +80,3 @@ class RequestMeter:
             error=kind,
             client_left=self.client_left,
         )
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

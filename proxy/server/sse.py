@@ -3,28 +3,45 @@ find the first content token and the usage report, and drop the usage event the
 proxy asked for on the client's behalf.
 
 Pure (no I/O): the forwarder feeds it chunks and writes out what it returns, so a
-complete event is never held back waiting for the next one.
+complete event is never held back waiting for the next one. What an event means
+depends on the stream's dialect (chat/completions chunks or Responses events, see
+`dialects`), which the first event with data decides.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
+from proxy.server.dialects import ChatDialect, ResponsesDialect, data_of, is_responses
+
 _DELIMITERS = (b"\r\n\r\n", b"\n\n", b"\r\r")
-# Some vLLM versions (and OpenAI) put `"usage": null` on every chunk once usage is
-# asked for; a client that did not ask must not see it.
-_NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*})')
 
 
 class SseRelay:
+    __slots__ = ("_buffer", "_dialect", "_last", "_strip_usage")
+
     def __init__(self, strip_usage: bool) -> None:
         self._strip_usage = strip_usage
         self._buffer = b""
-        self.content_seen = False  # a chunk with generated text went by
-        self.content_events = 0
-        self.usage: dict[str, Any] | None = None
+        self._dialect: ChatDialect | ResponsesDialect | None = None
+        self._last = b""  # the last event forwarded (a Responses error continues its numbering)
+
+    @property
+    def responses(self) -> bool:
+        """Is this a Responses API stream (known from its first event)?"""
+        return isinstance(self._dialect, ResponsesDialect)
+
+    @property
+    def content_seen(self) -> bool:  # a chunk with generated text went by
+        return self._dialect is not None and self._dialect.content_seen
+
+    @property
+    def content_events(self) -> int:
+        return 0 if self._dialect is None else self._dialect.content_events
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return None if self._dialect is None else self._dialect.usage
 
     def feed(self, data: bytes) -> tuple[bytes, bool]:
         """Returns the bytes to send now, and whether the first content arrived in them."""
@@ -37,14 +54,19 @@ class SseRelay:
                 break
             event = self._buffer[: end + size]
             self._buffer = self._buffer[end + size :]
-            keep, has_content = self._inspect(event)
-            if has_content and not self.content_seen:
-                self.content_seen = True
+            dialect = self._dialect
+            if dialect is None:
+                if data_of(event) is None:  # a comment or keep-alive before any data
+                    out.append(event)
+                    continue
+                dialect = self._dialect = self._choose(event)
+            seen = dialect.content_seen
+            kept, has_content = dialect.inspect(event)
+            if has_content and not seen:
                 first_content = True
-            if keep:
-                if self._strip_usage and b'"usage"' in event:
-                    event = _NULL_USAGE.sub(b"", event)
-                out.append(event)
+            if kept is not None:
+                out.append(kept)
+                self._last = kept
         return b"".join(out), first_content
 
     def flush(self) -> bytes:
@@ -52,32 +74,17 @@ class SseRelay:
         rest, self._buffer = self._buffer, b""
         return rest
 
-    def _inspect(self, event: bytes) -> tuple[bool, bool]:
-        """(forward it?, does it carry generated content?)"""
-        payload = _data_of(event)
-        if payload is None or payload == b"[DONE]":
-            return True, False
-        # Parsing every chunk costs; after the first token only chunks that may be the
-        # usage report need a look.
-        if self.content_seen and b'"usage"' not in payload:
-            self.content_events += 1
-            return True, True
-        try:
-            chunk = json.loads(payload)
-        except ValueError:
-            return True, False
-        if not isinstance(chunk, dict):
-            return True, False
-        choices = chunk.get("choices")
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self.usage = usage
-            if self._strip_usage and not choices:
-                return False, False
-        has_content = _has_content(choices)
-        if has_content:
-            self.content_events += 1
-        return True, has_content
+    def error_event(self, error: dict[str, Any]) -> bytes:
+        """The event that ends a broken stream, in the stream's dialect, so the client's
+        SDK raises instead of taking a truncated answer for whole. Before any event the
+        dialect is unknown: the chat form, which the SDKs raise on for every route."""
+        dialect = self._dialect or ChatDialect(self._strip_usage)
+        return dialect.error_event(error, self._last)
+
+    def _choose(self, event: bytes) -> ChatDialect | ResponsesDialect:
+        if is_responses(event):
+            return ResponsesDialect()
+        return ChatDialect(self._strip_usage)
 
 
 def _find_event_end(buffer: bytes) -> tuple[int, int]:
@@ -89,25 +96,3 @@ def _find_event_end(buffer: bytes) -> tuple[int, int]:
         if index >= 0 and (best < 0 or index < best):
             best, size = index, len(delimiter)
     return best, size
-
-
-def _data_of(event: bytes) -> bytes | None:
-    """The event's data field (lines joined, as the SSE spec says)."""
-    lines = [line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")]
-    return b"\n".join(lines) if lines else None
-
-
-def _has_content(choices: Any) -> bool:
-    if not isinstance(choices, list):
-        return False
-    for choice in choices:
-        if not isinstance(choice, dict):
-            continue
-        delta = choice.get("delta")
-        if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
-            return True
-        if choice.get("text"):  # completions
-            return True
-        if isinstance(delta, dict) and delta.get("reasoning_content"):
-            return True
-    return False

@@ -12,32 +12,39 @@ import json
 import math
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 CHARS_PER_TOKEN = 4
 TEMPLATE_TOKENS_PER_MESSAGE = 5
 TEMPLATE_TOKENS_PER_CHAT = 5
 
-Kind = Literal["chat", "completion"]
+Kind = Literal["chat", "completion", "responses"]
 
 
 class SimHTTPError(Exception):
     """An error answer in vLLM's shape: {"error": {message, type, param, code}}."""
 
-    def __init__(self, status: int, message: str, type_: str = "BadRequestError") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "BadRequestError",
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type_
+        self.param = param
 
     def body(self) -> dict[str, Any]:
-        return error_body(self.status, self.message, self.type)
+        return error_body(self.status, self.message, self.type, self.param)
 
 
-def error_body(status: int, message: str, type_: str) -> dict[str, Any]:
+def error_body(status: int, message: str, type_: str, param: str | None = None) -> dict[str, Any]:
     # vLLM sets `code` to the HTTP status as an integer.
-    return {"error": {"message": message, "type": type_, "param": None, "code": status}}
+    return {"error": {"message": message, "type": type_, "param": param, "code": status}}
 
 
 def estimate_tokens(text: str) -> int:
@@ -53,9 +60,11 @@ class GenRequest:
     ignore_eos: bool
     stream: bool
     include_usage: bool
+    # Request fields a Responses answer echoes back (instructions, temperature, ...).
+    echo: dict[str, Any] = field(default_factory=dict)
 
 
-def _content_tokens(content: object) -> int:
+def content_tokens(content: object) -> int:
     if content is None:
         return 0
     if isinstance(content, str):
@@ -79,7 +88,7 @@ def _chat_prompt_tokens(body: dict[str, Any]) -> int:
     for message in messages:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise SimHTTPError(400, "each message must be an object with a 'role'")
-        total += TEMPLATE_TOKENS_PER_MESSAGE + _content_tokens(message.get("content"))
+        total += TEMPLATE_TOKENS_PER_MESSAGE + content_tokens(message.get("content"))
     return total
 
 
@@ -94,7 +103,7 @@ def _completion_prompt_tokens(body: dict[str, Any]) -> int:
     raise SimHTTPError(400, "'prompt' must be a string or a list of token ids (one prompt)")
 
 
-def _optional_int(body: dict[str, Any], *names: str) -> int | None:
+def optional_int(body: dict[str, Any], *names: str) -> int | None:
     for name in names:
         value = body.get(name)
         if value is None:
@@ -105,7 +114,7 @@ def _optional_int(body: dict[str, Any], *names: str) -> int | None:
     return None
 
 
-def _flag(body: dict[str, Any], name: str) -> bool:
+def flag(body: dict[str, Any], name: str) -> bool:
     value = body.get(name, False)
     if value is None:
         return False
@@ -114,7 +123,8 @@ def _flag(body: dict[str, Any], name: str) -> bool:
     return value
 
 
-def parse_request(kind: Kind, raw: bytes, served_model: str, max_model_len: int) -> GenRequest:
+def load_body(raw: bytes, served_model: str) -> tuple[dict[str, Any], str]:
+    """The request's JSON object and the model it names (the served one if none)."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -124,17 +134,22 @@ def parse_request(kind: Kind, raw: bytes, served_model: str, max_model_len: int)
     model = body.get("model") or served_model
     if model != served_model:
         raise SimHTTPError(404, f"The model `{model}` does not exist.", "NotFoundError")
+    return body, model
+
+
+def parse_request(kind: Kind, raw: bytes, served_model: str, max_model_len: int) -> GenRequest:
+    body, model = load_body(raw, served_model)
     n = body.get("n", 1)
     if n not in (1, None):
         raise SimHTTPError(400, "the simulator supports n=1 only")
     if kind == "chat":
         prompt_tokens = _chat_prompt_tokens(body)
-        max_tokens = _optional_int(body, "max_completion_tokens", "max_tokens")
+        max_tokens = optional_int(body, "max_completion_tokens", "max_tokens")
     else:
         prompt_tokens = _completion_prompt_tokens(body)
         # The completions API defaults to 16 when the field is absent (vLLM too);
         # an explicit null means "up to max_model_len".
-        max_tokens = _optional_int(body, "max_tokens") if "max_tokens" in body else 16
+        max_tokens = optional_int(body, "max_tokens") if "max_tokens" in body else 16
     if prompt_tokens >= max_model_len:
         raise SimHTTPError(
             400,
@@ -150,7 +165,7 @@ def parse_request(kind: Kind, raw: bytes, served_model: str, max_model_len: int)
             f"has {prompt_tokens} input tokens ({max_tokens} > {max_model_len} - "
             f"{prompt_tokens}).",
         )
-    stream = _flag(body, "stream")
+    stream = flag(body, "stream")
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise SimHTTPError(400, "'stream_options' must be an object")
@@ -162,7 +177,7 @@ def parse_request(kind: Kind, raw: bytes, served_model: str, max_model_len: int)
         model=model,
         prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
-        ignore_eos=_flag(body, "ignore_eos"),
+        ignore_eos=flag(body, "ignore_eos"),
         stream=stream,
         include_usage=include_usage,
     )
@@ -226,6 +241,18 @@ class Shaper:
             f'{{"index":0,"text":{json.dumps(text)},"logprobs":null,'
             f'"finish_reason":{reason},"stop_reason":null}}'
         )
+
+    # The stream as a writer sees it (the same for every route's shaper): the events
+    # before the first token, those for each batch of released tokens, those at the end.
+    def opening(self) -> list[bytes]:
+        return [self.role_chunk()] if self.req.kind == "chat" else []
+
+    def step(self, text: str, finish_reason: str | None) -> list[bytes]:
+        return [self.text_chunk(text, finish_reason)]
+
+    def closing(self, completion_tokens: int, finish_reason: str) -> list[bytes]:
+        usage = [self.usage_chunk(completion_tokens)] if self.req.include_usage else []
+        return [*usage, DONE]
 
     def usage_chunk(self, completion_tokens: int) -> bytes:
         u = json.dumps(usage(self.req.prompt_tokens, completion_tokens))

@@ -23,7 +23,6 @@ from proxy.sim.batching import describe
 from proxy.sim.engine import Engine, SeqState
 from proxy.sim.faults import Faults, error_type
 from proxy.sim.protocol import (
-    DONE,
     GenRequest,
     Kind,
     Shaper,
@@ -32,6 +31,7 @@ from proxy.sim.protocol import (
     parse_request,
     token_text,
 )
+from proxy.sim.responses import ResponsesShaper, parse_responses_request
 from proxy.sim.runner import EngineRunner, SeqHandle
 
 
@@ -109,13 +109,25 @@ async def completions(request: web.Request) -> web.StreamResponse:
     return await _generate(request, "completion")
 
 
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, "responses")
+
+
+def _parse(kind: Kind, raw: bytes, served_model: str, max_model_len: int) -> GenRequest:
+    if kind == "responses":
+        return parse_responses_request(raw, served_model, max_model_len)
+    return parse_request(kind, raw, served_model, max_model_len)
+
+
+def _shaper(req: GenRequest) -> Shaper | ResponsesShaper:
+    return ResponsesShaper(req) if req.kind == "responses" else Shaper(req)
+
+
 async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
     state = request.app[SIM_KEY]
     profile = state.engine.profile
     try:
-        req = parse_request(
-            kind, await request.read(), profile.served_model_name, profile.max_model_len
-        )
+        req = _parse(kind, await request.read(), profile.served_model_name, profile.max_model_len)
     except SimHTTPError as exc:
         return web.json_response(exc.body(), status=exc.status)
     faults = state.faults
@@ -140,14 +152,15 @@ async def _whole(req: GenRequest, handle: SeqHandle) -> web.Response:
         handle.event.clear()
     if seq.state is SeqState.ABORTED:
         return _error(503, "simulator shutting down", "ServiceUnavailable")
-    body = Shaper(req).full(token_text(0, seq.output_tokens), seq.finish_reason, seq.output_tokens)
+    text = token_text(0, seq.output_tokens)
+    body = _shaper(req).full(text, seq.finish_reason, seq.output_tokens)
     return web.json_response(body)
 
 
 async def _stream(
     request: web.Request, req: GenRequest, handle: SeqHandle, cut_after: int | None
 ) -> web.StreamResponse:
-    seq, shaper = handle.seq, Shaper(req)
+    seq, shaper = handle.seq, _shaper(req)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
     )
@@ -164,8 +177,8 @@ async def _stream(
         chunks += 1
 
     try:
-        if req.kind == "chat":
-            await send(shaper.role_chunk())
+        for event in shaper.opening():
+            await send(event)
         while True:
             await handle.event.wait()
             handle.event.clear()
@@ -175,14 +188,14 @@ async def _stream(
             finished = handle.complete
             if released > sent or finished:
                 reason = seq.finish_reason if finished else None
-                await send(shaper.text_chunk(token_text(sent, released - sent), reason))
+                for event in shaper.step(token_text(sent, released - sent), reason):
+                    await send(event)
                 sent = released
             if finished:
                 break
         if seq.state is SeqState.FINISHED:
-            if req.include_usage:
-                await send(shaper.usage_chunk(seq.output_tokens))
-            await send(DONE)
+            for event in shaper.closing(seq.output_tokens, seq.finish_reason):
+                await send(event)
         await response.write_eof()
     except ConnectionError:
         pass  # client gone; the caller's `finally` aborts the sequence
@@ -242,6 +255,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/sim/faults", get_faults)
     app.router.add_post("/sim/faults", post_faults)

@@ -91,6 +91,25 @@ async def sse_events(base: str, path: str, payload: dict[str, Any]) -> list[Any]
     return events
 
 
+async def typed_events(base: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events of a streamed `/v1/responses` answer, JSON-decoded; each event's
+    `event:` line must name the type its data says."""
+    events: list[dict[str, Any]] = []
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.post(base + "/v1/responses", json=payload) as response,
+    ):
+        assert response.status == 200, await response.text()
+        body = (await response.read()).decode()
+    for block in filter(None, body.split("\n\n")):
+        name, data = block.split("\n")
+        event = json.loads(data.removeprefix("data: "))
+        assert name == f"event: {event['type']}", block
+        events.append(event)
+    return events
+
+
 async def get_text(url: str) -> tuple[int, str]:
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:

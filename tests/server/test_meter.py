@@ -68,3 +68,30 @@ def test_a_client_that_left_is_ignored_and_says_when() -> None:
     meter.left()
     sample = meter.sample(0.4)
     assert (sample.outcome, sample.client_left, sample.ttft) == (Outcome.IGNORED, True, 0.1)
+
+
+RESPONSES_USAGE = {
+    "input_tokens": 7,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens": 11,
+    "output_tokens_details": {"reasoning_tokens": 0},
+    "total_tokens": 18,
+}
+
+
+def test_a_responses_stream_counts_tokens_from_its_usage_and_times_tpot() -> None:
+    meter = RequestMeter(10.0, streamed=True, epoch=0)
+    meter.answered(200)
+    meter.first_content(10.2)
+    meter.streamed_events(4, RESPONSES_USAGE)
+    sample = meter.sample(11.2)
+    assert (sample.output_tokens, sample.prompt_tokens) == (11, 7)
+    assert sample.tpot == pytest.approx(0.1)
+
+
+def test_a_whole_responses_answer_counts_its_output_tokens() -> None:
+    meter = RequestMeter(0.0, streamed=False, epoch=0)
+    meter.answered(200)
+    meter.usage = RESPONSES_USAGE
+    sample = meter.sample(1.0)
+    assert (sample.output_tokens, sample.prompt_tokens, sample.ttft) == (11, 7, None)
