@@ -12,11 +12,13 @@ Each decision reads the findings of `proxy.core.evidence` for every targeted sig
 - otherwise, while a decrease has not taken effect (more in flight than the new
   limit: the engine still holds the old limit's requests), hold: dead time;
 - otherwise, when the limit is used and every signal is conclusively UNDER with a
-  headroom g (its quantile at most target / g), grow halfway to where the
-  proportional model says the target would be met: x (1 + (g - 1) / 2), at most
-  doubling, at least the additive step. Halfway, because near its knee an engine's
-  latency curve bends upwards (the prefill budget and the KV cache saturate): the
-  slope ahead is steeper than the slope behind, and a full step would overshoot;
+  headroom g (its quantile at most target / g), grow halfway to where a latency that
+  rises linearly with concurrency from the signal's floor (its fastest value ever:
+  what a request costs alone) would meet the target: x (1 + (h - 1) / 2) with
+  h = (target - floor) / (target / g - floor), at most doubling, at least the
+  additive step. Halfway, because near its knee an engine's latency curve bends
+  upwards (the prefill budget and the KV cache saturate): the slope ahead is steeper
+  than the slope behind, and a full step would overshoot;
 - otherwise hold: idle, or the evidence is not conclusive yet.
 
 So a slow engine decides after a handful of requests when it is far from its
@@ -109,7 +111,9 @@ class AIMDController:
             if waiting:
                 seen = "; ".join(self._describe(obs, n, findings[n]) for n in waiting)
                 return Decision(limit, Cause.INCONCLUSIVE, f"{seen}: holding at {limit}", details)
-            headroom = min(f.factor for f in findings.values())
+            headroom = min(
+                obs.signals[n].concurrency_headroom(f.factor) for n, f in findings.items()
+            )
             growth = min(MAX_GROWTH, 1.0 + (headroom - 1.0) / 2.0)
             growth = self._below_ceiling(limit, growth, headroom)
             seen = "; ".join(self._describe(obs, n, f) for n, f in findings.items())

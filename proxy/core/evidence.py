@@ -65,6 +65,18 @@ class SignalEvidence:
     # not outcomes, so only slow start's estimate reads them. (Judging breaches on them
     # cut the limit for prefill stalls early in a request: measured in the scenarios.)
     partial: tuple[float, ...] = ()
+    # The fastest this signal has ever been (any epoch, any load): what a request costs
+    # with no one else on the engine, the part of the latency concurrency does not add.
+    floor: float = 0.0
+
+    def concurrency_headroom(self, latency_headroom: float) -> float:
+        """How much more concurrency the latency headroom g (quantile <= target / g)
+        leaves, if latency grows linearly with concurrency from the floor: (T - a) /
+        (T / g - a). Never less than g itself (the proportional model, a = 0)."""
+        bound = self.target / latency_headroom
+        if bound <= self.floor:
+            return math.inf
+        return max(latency_headroom, (self.target - self.floor) / (bound - self.floor))
 
     @property
     def count(self) -> int:

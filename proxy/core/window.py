@@ -181,11 +181,12 @@ class SignalWindows:
     ) -> None:
         self.windows = {name: LatencyWindow(horizon, max_samples) for name in signals}
         self.outcomes = OutcomeCounter(horizon)
+        self.floors = {name: math.inf for name in signals}  # fastest value ever seen
 
     def first_token(self, flight: Flight, now: float) -> None:
         """A streamed request's TTFT is known at its first token, not at its end."""
         if "ttft" in self.windows and flight.streamed:
-            self.windows["ttft"].add(now - flight.sent, now, flight.epoch, flight.sent)
+            self._add("ttft", now - flight.sent, now, flight.epoch, flight.sent)
 
     def observe(
         self, sample: Sample, now: float, flight: Flight | None = None, met: bool = False
@@ -204,7 +205,12 @@ class SignalWindows:
                 continue
             value = sample.signal(name)
             if value is not None:
-                window.add(value, now, sample.epoch, sent)
+                self._add(name, value, now, sample.epoch, sent)
+
+    def _add(self, name: str, value: float, now: float, epoch: int, sent: float) -> None:
+        self.windows[name].add(value, now, epoch, sent)
+        if value < self.floors[name]:
+            self.floors[name] = value
 
     def snapshot(
         self, signal: str, now: float, min_epoch: int = 0, min_samples: int = 1
@@ -245,7 +251,8 @@ class SignalWindows:
                 pending = tuple(now - f.sent for f in fresh)
             else:  # TPOT is known once a request ends; its tokens so far estimate it
                 partial = tuple(t for f in streamed if (t := f.partial_tpot()) is not None)
-            out[name] = SignalEvidence(target, tuple(resolved), pending, partial)
+            floor = self.floors[name] if math.isfinite(self.floors[name]) else 0.0
+            out[name] = SignalEvidence(target, tuple(resolved), pending, partial, floor)
         return out
 
     def outcome_counts(self, now: float, epoch: int) -> OutcomeCounts:
