@@ -9,6 +9,7 @@ from collections.abc import Callable
 from proxy.admission import Listener
 from proxy.control import Tick
 from proxy.core.alert import AlertSnapshot, CapacityAlert
+from proxy.core.controller import Cause
 from proxy.core.outcome import Sample
 from proxy.core.sla import Verdict
 from proxy.errors import ShedReason
@@ -48,6 +49,7 @@ class AlertFeed(Listener):
             limit=tick.decision.limit,
             min_limit=self.min_limit,
             sla_breached=tick.sla_breached,
+            floor=tick.decision.cause is Cause.FLOOR,
         )
         self._arrivals = self._shed = self._served = 0
         for callback in self._subscribers:

@@ -4,8 +4,9 @@ A state machine with hysteresis, fed once per control tick with the counts of th
 tick. The condition is either of:
 
 - shedding: over the rate window, more than `shed_ratio` of arrivals were shed;
-- floor breach: the limit is pinned at its floor and the SLA is still breached
-  (the upstream misses the SLA even at minimum concurrency: shedding cannot help).
+- floor breach: the SLA is still breached with the limit pinned at its floor, or
+  the controller found that fewer requests do not relieve the breach (the upstream
+  misses the SLA at any concurrency: shedding cannot help).
 
 inactive -> pending when the condition appears; pending -> firing once it held for
 `for_seconds` (back to inactive if it lapses first); firing -> resolved after
@@ -148,6 +149,7 @@ class CapacityAlert:
         limit: int,
         min_limit: int,
         sla_breached: bool,
+        floor: bool = False,
     ) -> AlertSnapshot:
         """Feed one tick: counts since the previous update, the limit and the SLA now."""
         if self._start is None:
@@ -167,7 +169,7 @@ class CapacityAlert:
         condition: Condition | None = None
         if shed_ratio > self.shed_ratio:
             condition = Condition.SHEDDING
-        elif limit <= min_limit and sla_breached:
+        elif sla_breached and (floor or limit <= min_limit):
             condition = Condition.FLOOR_BREACH
         self._advance(now, condition)
         self._last = self._snapshot(now, condition, arrival_rate, served_rate, shed_ratio, limit)
@@ -224,8 +226,8 @@ class CapacityAlert:
         else:
             replicas = f"about {more} more upstream replica{'' if more == 1 else 's'} needed"
         if condition is Condition.FLOOR_BREACH:
-            summary = "Upstream misses the SLA even at the minimum concurrency limit"
-            why = f"Limit pinned at its floor ({limit}) while the SLA is still breached"
+            summary = "Upstream misses the SLA whatever the concurrency limit"
+            why = f"The SLA is breached at any concurrency (limit {limit})"
         elif condition is Condition.SHEDDING:
             summary = "Demand exceeds what the upstream can serve within the SLA"
             why = f"Shed ratio over {self.shed_ratio:.0%}"

@@ -200,7 +200,7 @@ class SignalWindows:
         if sample.outcome is not Outcome.SUCCESS:
             return
         sent = flight.sent if flight is not None else now - sample.e2e
-        for name, window in self.windows.items():
+        for name in self.windows:
             if name == "ttft" and flight is not None and flight.first_at is not None:
                 continue
             value = sample.signal(name)

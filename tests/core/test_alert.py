@@ -80,7 +80,7 @@ def test_fires_when_limit_pinned_at_floor_while_breached() -> None:
     snaps = driver.run(25, arrivals=2, shed=0, served=0, limit=1, breached=True)
     assert snaps[-1].firing
     assert snaps[-1].condition is Condition.FLOOR_BREACH
-    assert "floor (1)" in snaps[-1].description
+    assert "(limit 1)" in snaps[-1].description
 
 
 def test_floor_without_breach_is_healthy() -> None:
@@ -178,3 +178,13 @@ def test_floor_breach_with_nothing_served_cannot_estimate_replicas() -> None:
     snap = Driver(new_alert()).run(25, arrivals=2, served=0, limit=1, breached=True)[-1]
     assert snap.replicas_needed is None
     assert "unknown" in snap.description
+
+
+def test_fires_when_fewer_requests_do_not_relieve_the_breach() -> None:
+    alert = new_alert()
+    for t in range(25):
+        snap = alert.update(
+            float(t), arrivals=2, shed=0, served_at_sla=0, limit=40, min_limit=1, sla_breached=True,
+            floor=True,
+        )  # fmt: skip
+    assert snap.firing and snap.condition is Condition.FLOOR_BREACH
