@@ -164,8 +164,11 @@ async def read_body(request: web.Request, limit: int, idle: float) -> bytes:
     content = request.content
     while True:
         try:
-            async with asyncio.timeout(idle):
-                chunk = await content.readany()
+            # What is already buffered needs no timer (a small body is, whole).
+            chunk = content.read_nowait()
+            if not chunk and not content.at_eof():
+                async with asyncio.timeout(idle):
+                    chunk = await content.readany()
         except TimeoutError:
             raise RequestTimeout(f"No request body data for {idle:g} s.") from None
         except (RequestPayloadError, HttpProcessingError):
