@@ -3,11 +3,12 @@ read (the upstream's answer: `--idle-read-timeout`), on one timer per body.
 
 A timer per read (`asyncio.timeout` around each `readany`) costs a timer handle and a
 context manager every chunk, which for a stream is every token. Here a read that finds
-data already buffered (most reads of a small answer) sets no timer at all; a read that
-waits notes its deadline (one clock reading), and the body's one timer, armed at the
-first wait, is only moved when it fires: early (the deadline moved on since), it re-arms
-for the deadline that holds then; past the deadline of a read still waiting, it ends
-that read with `IdleTimeout`, set on the reader as the drain sets `DrainDeadline`.
+data already buffered (most reads of a small answer) sets no timer at all; once a read
+has had to wait, the body's one timer is armed, and from then on a read only notes its
+deadline (one clock reading). The timer is moved only when it fires: early (the
+deadline moved on since), it re-arms for the deadline that holds then; past the
+deadline of a read still waiting, it ends that read with `IdleTimeout`, set on the
+reader as the drain sets `DrainDeadline`.
 """
 
 from __future__ import annotations
@@ -42,15 +43,17 @@ class IdleWatch:
 
     async def read(self) -> bytes:
         reader = self._reader
-        chunk = reader.read_nowait()  # raises what the reader was ended with, as readany
-        if chunk or reader.at_eof():
-            return chunk
-        if self._before_wait is not None:
-            self._before_wait()
-            self._before_wait = None
-        deadline = self._deadline = self._loop.time() + self.idle
-        if self._handle is None:
-            self._handle = self._loop.call_at(deadline, self._check)
+        if self._handle is None:  # no read has waited yet: maybe none will
+            chunk = reader.read_nowait()  # raises what the reader was ended with, as readany
+            if chunk or reader.at_eof():
+                return chunk
+            if self._before_wait is not None:
+                self._before_wait()
+                self._before_wait = None
+            self._deadline = self._loop.time() + self.idle
+            self._handle = self._loop.call_at(self._deadline, self._check)
+        else:  # a stream: most reads wait, so no look first, only the deadline noted
+            self._deadline = self._loop.time() + self.idle
         try:
             return await reader.readany()
         finally:
