@@ -142,11 +142,14 @@ class AIMDController:
         if ceiling is None:
             return growth
         near = self.backoff * ceiling
-        # Only evidence from the limit itself (it bound: requests queued, or all of it in
-        # use) says the knee moved; samples from a lull at a lower concurrency do not.
+        # Twice the headroom at the old knee says it moved up (a faster engine, shorter
+        # answers), but only evidence from the limit itself (it bound: requests queued,
+        # or all of it in use), never from a lull at a lower concurrency. Even then the
+        # limit probes past the old knee by 1 / backoff per decision, the ratio of a
+        # marginal cut: latency can jump at a cliff the linear model cannot see (the
+        # engine's own max_num_seqs), and what overshoots it waits inside the engine.
         if limit >= near and headroom >= 2.0 and binding:
-            self.ceiling = None  # the knee moved up: grow as freely as at the start
-            return growth
+            return min(growth, 1.0 / self.backoff)
         if limit >= near:
             return 1.0  # additive probing near the last knee
         return min(growth, max(1.0, near / limit))

@@ -102,10 +102,11 @@ def test_after_a_breach_growth_stops_short_of_the_old_knee(make_obs: ObsFactory)
     assert c.decide(make_obs(limit=90, signals=ttft([0.2] * 100))).limit == 91
 
 
-def test_twice_the_headroom_near_the_old_knee_forgets_it(make_obs: ObsFactory) -> None:
+def test_twice_the_headroom_near_the_old_knee_probes_past_it(make_obs: ObsFactory) -> None:
     c = aimd(backoff=0.9)
     breached(c, make_obs, limit=100)
-    assert c.decide(make_obs(limit=95, signals=ttft([0.05] * 100))).limit == 190
+    assert c.decide(make_obs(limit=95, signals=ttft([0.05] * 100))).limit == 105
+    assert c.decide(make_obs(limit=105, signals=ttft([0.05] * 100))).limit == 116
 
 
 def test_a_lull_below_the_limit_does_not_forget_the_old_knee(make_obs: ObsFactory) -> None:
