@@ -142,15 +142,21 @@ class AIMDController:
         if ceiling is None:
             return growth
         near = self.backoff * ceiling
-        # Near the old knee the limit probes by what the evidence proves, but by at
-        # most 1 / backoff per decision (the ratio of a marginal cut, so one breach
-        # undoes one probe): latency can jump at a cliff the linear model cannot see
-        # (the engine's own max_num_seqs), and what overshoots it waits inside the
-        # engine. Only evidence from the limit itself counts here (it bound: requests
-        # queued, or all of it in use); samples from a lull at a lower concurrency
-        # leave it to additive steps.
+        # From backoff x the old knee up to it, the limit probes by what the evidence
+        # proves, by at most 1 / backoff per decision (the ratio of a marginal cut, so
+        # one breach undoes one probe), and not past the knee in one step. Past the
+        # knee only strong evidence (twice the headroom) says it moved up (a faster
+        # engine, shorter answers), and even then the limit probes by 1 / backoff:
+        # latency can jump at a cliff the linear model cannot see (the engine's own
+        # max_num_seqs), and what overshoots it waits inside the engine. Otherwise, and
+        # on evidence from a lull below the limit rather than from the limit itself
+        # (it bound: requests queued, or all of it in use), it steps additively.
         if limit >= near:
-            return min(growth, 1.0 / self.backoff) if binding else 1.0
+            if not binding:
+                return 1.0
+            if limit < ceiling:
+                return min(growth, 1.0 / self.backoff, ceiling / limit)
+            return min(growth, 1.0 / self.backoff) if headroom >= 2.0 else 1.0
         return min(growth, max(1.0, near / limit))
 
     def _decrease(

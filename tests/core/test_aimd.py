@@ -107,7 +107,7 @@ def test_after_a_breach_growth_stops_short_of_the_old_knee_then_probes(
 def test_twice_the_headroom_near_the_old_knee_probes_past_it(make_obs: ObsFactory) -> None:
     c = aimd(backoff=0.9)
     breached(c, make_obs, limit=100)
-    assert c.decide(make_obs(limit=95, signals=ttft([0.05] * 100))).limit == 105
+    assert c.decide(make_obs(limit=95, signals=ttft([0.05] * 100))).limit == 100
     assert c.decide(make_obs(limit=105, signals=ttft([0.05] * 100))).limit == 116
 
 
