@@ -144,7 +144,8 @@ class AIMDController:
         near = self.backoff * ceiling
         # From backoff x the old knee up to it, the limit probes by what the evidence
         # proves, by at most 1 / backoff per decision (the ratio of a marginal cut, so
-        # one breach undoes one probe), and not past the knee in one step. Past the
+        # one breach undoes one probe), and at most halfway to the knee: the knee is
+        # where a breach was seen, so it is approached, not jumped to again. Past the
         # knee only strong evidence (twice the headroom) says it moved up (a faster
         # engine, shorter answers), and even then the limit probes by 1 / backoff:
         # latency can jump at a cliff the linear model cannot see (the engine's own
@@ -155,7 +156,7 @@ class AIMDController:
             if not binding:
                 return 1.0
             if limit < ceiling:
-                return min(growth, 1.0 / self.backoff, ceiling / limit)
+                return min(growth, 1.0 / self.backoff, (limit + ceiling) / (2.0 * limit))
             return min(growth, 1.0 / self.backoff) if headroom >= 2.0 else 1.0
         return min(growth, max(1.0, near / limit))
 

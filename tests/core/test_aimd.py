@@ -101,13 +101,13 @@ def test_after_a_breach_growth_stops_short_of_the_old_knee_then_probes(
     c = aimd(backoff=0.9)
     breached(c, make_obs, limit=100)  # knee near 100; grow freely up to 90 only
     assert c.decide(make_obs(limit=60, signals=ttft([0.01] * 100))).limit == 90
-    assert c.decide(make_obs(limit=90, signals=ttft([0.2] * 100))).limit == 100  # x 1/0.9
+    assert c.decide(make_obs(limit=90, signals=ttft([0.2] * 100))).limit == 95  # halfway
 
 
 def test_twice_the_headroom_near_the_old_knee_probes_past_it(make_obs: ObsFactory) -> None:
     c = aimd(backoff=0.9)
     breached(c, make_obs, limit=100)
-    assert c.decide(make_obs(limit=95, signals=ttft([0.05] * 100))).limit == 100
+    assert c.decide(make_obs(limit=95, signals=ttft([0.05] * 100))).limit == 97  # halfway
     assert c.decide(make_obs(limit=105, signals=ttft([0.05] * 100))).limit == 116
 
 
