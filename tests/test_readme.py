@@ -125,3 +125,11 @@ def test_relative_links_resolve(page: Path) -> None:
 
 if __name__ == "__main__":
     print(config_table(), end="")
+
+
+def test_the_hardening_page_lists_every_row_of_the_hostile_matrix() -> None:
+    from tests.hostile.test_matrix import ROWS
+
+    page = (ROOT / "docs" / "hardening.md").read_text()
+    missing = [r.case for r in ROWS if f"| {r.case} | {r.status} |" not in page]
+    assert not missing, f"docs/hardening.md lacks rows: {missing}"
