@@ -8,7 +8,8 @@ Each decision reads the findings of `proxy.core.evidence` for every targeted sig
   model that justifies growth, the limit at which the signal's quantile would meet
   its target is limit x target / quantile; the cut is that, at least `backoff`
   (a marginal breach still moves the limit) and at most halving (the quantile may
-  be a censored lower bound, or one burst);
+  be a censored lower bound, or one burst); the share of requests still waiting past
+  the target bounds it too (`evidence.examine`);
 - otherwise, while a decrease has not taken effect (more in flight than the new
   limit: the engine still holds the old limit's requests), hold: dead time;
 - otherwise, when the limit is used and every signal is conclusively UNDER with a
@@ -18,7 +19,11 @@ Each decision reads the findings of `proxy.core.evidence` for every targeted sig
   h = (target - floor) / (target / g - floor), at most doubling, at least the
   additive step. Halfway, because near its knee an engine's latency curve bends
   upwards (the prefill budget and the KV cache saturate): the slope ahead is steeper
-  than the slope behind, and a full step would overshoot;
+  than the slope behind, and a full step would overshoot. After a breach the
+  concurrency that breached is a ceiling: free growth up to backoff x it, probing
+  from there (`_below_ceiling`);
+- a breach that halving does not relieve is a latency floor: hold the better of the
+  two limits for a while (cause FLOOR);
 - otherwise hold: idle, or the evidence is not conclusive yet.
 
 So a slow engine decides after a handful of requests when it is far from its
