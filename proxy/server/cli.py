@@ -21,6 +21,7 @@ from proxy.settings import Settings
 log = logging.getLogger("sla_proxy")
 
 _JSON_FIELDS = {"api_key_priorities"}
+_REPEATABLE_FIELDS = {"upstream"}  # given several times: a list (the pool's members)
 
 
 def option_name(field: str) -> str:
@@ -34,6 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
             option_name(name),
             dest=name,
             default=argparse.SUPPRESS,
+            action="append" if name in _REPEATABLE_FIELDS else "store",
             metavar=name.split("_")[-1].upper(),
             help=f"{field.description} [env PROXY_{name.upper()}; default {default!s}]",
         )
