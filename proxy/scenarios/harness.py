@@ -445,12 +445,17 @@ class Harness:
 class _TickRecorder(Listener):
     """Every decision of one replica (a pool: of one member), with the state it left."""
 
-    def __init__(self, harness: Harness, index: int, limiter: Limiter) -> None:
+    def __init__(
+        self, harness: Harness, index: int, limiter: Limiter, member: Member | None = None
+    ) -> None:
         self.harness = harness
         self.index = index
         self.limiter = limiter
+        self.member = member
 
     def ticked(self, tick: Tick) -> None:
+        if self.member is not None and not self.member.serving:
+            return  # out of rotation: not part of the pool's limit
         limiter = self.limiter
         self.harness.result.ticks.append(
             TickRecord(
@@ -477,7 +482,7 @@ class _MemberTicks(PoolListener):
 
     def joined(self, member: Member) -> None:
         index = self.harness.engine_of(member)
-        member.admission.subscribe(_TickRecorder(self.harness, index, member.limiter))
+        member.admission.subscribe(_TickRecorder(self.harness, index, member.limiter, member))
         self.result.joins.append((self.harness.now(), index))
 
     def dispatched(self, member: Member) -> None:

@@ -31,7 +31,7 @@ POOL_SLA: dict[str, Any] = {"sla_ttft": 1.0, "sla_tpot": 0.1}
 # (measured: the oracle sweeps in the report's notes); the mixed pool is offered twice
 # their sum.
 POOL_CAPACITY = {H100: 60.0, SPARK: 3.0}
-ORACLE_GRIDS = {H100: [128, 192, 256, 384, 512], SPARK: [24, 32, 36, 40, 44, 48]}
+ORACLE_GRIDS = {H100: [192, 256, 384, 512, 640, 768, 1024], SPARK: [24, 32, 36, 40, 44, 48]}
 SMOKE_GRIDS = {H100: [192, 384], SPARK: [32, 40]}
 
 

@@ -160,7 +160,7 @@ async def serve(settings: Settings) -> None:
         log.info(
             "sla-proxy forwarding %s -> %s; admin on %s (algorithm %s, limit %d in [%d, %d])",
             proxy.url,
-            settings.upstream_base,
+            ", ".join(spec.url for spec in settings.upstreams),
             proxy.admin_url,
             settings.algorithm.value,
             settings.initial_limit,
