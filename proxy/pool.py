@@ -36,7 +36,7 @@ from proxy.core.ejection import Ejection, Event, Reason
 from proxy.core.evidence import SignalEvidence
 from proxy.core.outcome import Outcome, Sample, UpstreamErrorKind
 from proxy.core.resolve import diff, is_address, member_name, member_url
-from proxy.core.sla import Sla, Verdict
+from proxy.core.sla import SIGNALS, Sla, Verdict
 from proxy.core.window import WindowSnapshot
 from proxy.errors import Shed, UpstreamUnavailable
 from proxy.limiter import Limiter, Permit, PermitEntry, Priority
@@ -458,7 +458,7 @@ class Pool:
         """The recent samples of every member together (the clients' view)."""
         if self.shared:
             return self.members[0].control.window_snapshots()
-        merged: dict[str, list[float]] = {}
+        merged: dict[str, list[float]] = {name: [] for name in SIGNALS}
         for member in self.members:
             for name, snap in member.control.window_snapshots().items():
                 merged.setdefault(name, []).extend(snap.values)

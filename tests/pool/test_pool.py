@@ -175,6 +175,8 @@ async def test_dns_members_join_drain_without_cut_and_leave_when_done() -> None:
         return answer
 
     assert pool.members == [] and not pool.serving
+    assert set(pool.window_snapshots()) == {"ttft", "tpot", "e2e"}  # /status before any member
+    assert pool.limit == 0 and pool.sla.targets == {}
     await pool.resolve_once(resolver)
     assert [m.name for m in pool.members] == ["vllm@10.0.0.1:8000"]
     assert pool.members[0].url == "http://10.0.0.1:8000"

@@ -147,3 +147,43 @@ async def test_dns_discovery_adds_and_drains_members_from_a_resolver_the_test_co
                 assert pool.members == [second]
                 assert await post(session, proxy.url) == 200
                 assert asked[0] == ("pool.test", port)
+
+
+async def test_a_burst_of_5xx_takes_a_member_out_and_a_probe_brings_it_back() -> None:
+    async with (
+        running_sim(profile="cpu-tiny", speed=SIM_SPEED) as a,
+        running_sim(profile="cpu-tiny", speed=SIM_SPEED) as b,
+    ):
+        b.set_faults(error_rate=1.0, error_status=500)
+        config = proxy_settings(
+            f"a={a.url},b={b.url}",
+            eject_server_errors=3,
+            eject_seconds=0.2,
+            upstream_probe_interval=0.05,
+        )
+        async with running_proxy(config) as proxy, aiohttp.ClientSession() as session:
+            member_b = proxy.state.pool.members[1]
+            codes: list[int] = []
+            while member_b.up:
+                codes += await asyncio.gather(*(post(session, proxy.url) for _ in range(12)))
+                assert len(codes) <= 240, "b never ejected"
+            # Its answers (the burst, and any sent its way meanwhile) were the upstream's:
+            # passed on, never retried.
+            assert 3 <= codes.count(500) == member_b.requests
+            assert set(await asyncio.gather(*(post(session, proxy.url) for _ in range(12)))) == {
+                200
+            }
+            assert (
+                metric(
+                    proxy.state,
+                    "proxy_upstream_ejections_total",
+                    upstream="b",
+                    reason="server_errors",
+                )
+                == 1
+            )
+            # /health still answers 200, but after a 5xx burst only an answer below 500
+            # counts: it does (the fault is on generation only), so it comes back.
+            b.clear_faults()
+            await eventually(lambda: member_b.up, what="b back after its back-off")
+            assert member_b.limiter.limit <= proxy.state.settings.initial_limit
