@@ -4,11 +4,15 @@ engines found by DNS when they appear."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from proxy.load.arrivals import Load
 from proxy.pool import Member
+from proxy.scenarios.context import CAPACITY_AT_SLA, Context
 from proxy.scenarios.harness import Harness, PoolEngine, RunConfig, RunResult
+from proxy.scenarios.pools import SCENARIOS
 from proxy.scenarios.vtime import run_virtual
 from proxy.sim.profiles import get_profile
 from tests.helpers.settings import make_settings
@@ -112,3 +116,12 @@ def test_engines_that_join_later_need_discovery() -> None:
             make_settings(),
             pool=(PoolEngine(H100), PoolEngine(H100, joins=1.0)),
         )
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_each_pool_scenario_reports_its_goals_on_a_short_run(name: str, tmp_path: Path) -> None:
+    ctx = Context(H100, CAPACITY_AT_SLA[H100.name], {}, tmp_path, scale=0.1)
+    report = SCENARIOS[name](ctx)
+    report.write(tmp_path)
+    assert report.name == name and len(report.checks) >= 3
+    assert (tmp_path / f"{name}.md").read_text().startswith(f"### {name}")
