@@ -67,8 +67,7 @@ def parse_upstream(entry: str) -> UpstreamSpec:
     try:
         base = str(_URL.validate_python(url.strip())).rstrip("/")
     except ValidationError as exc:
-        message = exc.errors()[0]["msg"]
-        raise ValueError(f"{message} (got {url.strip()!r})") from None
+        raise ValueError(exc.errors()[0]["msg"]) from None
     spec = UpstreamSpec(name.strip(), base)
     if not spec.name:
         host = f"[{spec.host}]" if ":" in spec.host else spec.host
@@ -281,10 +280,17 @@ class Settings(BaseSettings):
         entries = [part for item in items for part in str(item).split(",") if part.strip()]
         if not entries:
             raise ValueError("at least one upstream is needed")
-        specs = [parse_upstream(entry) for entry in entries]
+        specs = []
+        for entry in entries:
+            try:
+                specs.append(parse_upstream(entry))
+            except ValueError as exc:
+                if len(entries) == 1:
+                    raise
+                raise ValueError(f"{exc} (entry {entry.strip()!r})") from None
         names = [spec.name for spec in specs]
         if len(set(names)) != len(names):
-            raise ValueError(f"upstream names must differ (got {', '.join(names)})")
+            raise ValueError(f"upstream names must differ: {', '.join(names)}")
         # The canonical form: each entry as given back by `upstreams`.
         return ",".join(
             _entry(spec) if _named(entry) else spec.url + "/"

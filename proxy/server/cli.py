@@ -78,6 +78,8 @@ def _describe(error: Any) -> str:
     name = loc[0]
     where = f"{option_name(name)} / PROXY_{name.upper()}"
     value = error.get("input")
+    if isinstance(value, list):  # a repeated option: one value shown as it was given
+        value = value[0] if len(value) == 1 else None
     shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
     return f"{where}: {message}{shown}"
 
