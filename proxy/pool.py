@@ -481,6 +481,9 @@ class Pool:
         ticks = [(m, m.admission.tick()) for m in list(self.members)]
         self.sync()
         self._last = tick = _pool_tick(self, ticks)
+        # The pool's floor: every serving member at its own.
+        serving = sum(1 for m in self.members if m.serving)
+        self.alert.min_limit = self.settings.min_limit * max(1, serving)
         for listener in self.listeners:
             listener.ticked(tick)
         return tick

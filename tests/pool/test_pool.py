@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from proxy.admission import Listener
+from proxy.control import Tick
 from proxy.core.ejection import Event
 from proxy.errors import Shed, UpstreamUnavailable
 from proxy.limiter import Priority
@@ -218,3 +220,25 @@ def test_specs_with_ip_literals_are_static_even_with_discovery() -> None:
         assert pool.shared and not pool.sources
 
     asyncio.run(main())
+
+
+@virtual_time
+async def test_the_pools_tick_is_its_members_summed_for_the_pools_listeners() -> None:
+    pool = pool_of(upstream_down_after=1, min_limit=1)
+    a, b = pool.members
+    b.limiter.set_limit(5)
+    heard: list[Tick] = []
+
+    class Ticks(Listener):
+        def ticked(self, tick: Tick) -> None:
+            heard.append(tick)
+
+    pool.subscribe(Ticks())
+    tick = pool.tick()
+    assert heard == [tick] and tick.decision.limit == pool.limit == 2 + 5
+    assert pool.alert.min_limit == 2  # each serving member's floor
+    pool.record(b, Event.CONNECT)
+    tick = pool.tick()
+    assert tick.decision.limit == pool.limit == a.limiter.limit
+    assert pool.alert.min_limit == 1
+    assert pool.last is tick
