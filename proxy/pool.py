@@ -45,6 +45,7 @@ from proxy.settings import Settings, UpstreamSpec
 log = logging.getLogger("sla_proxy.pool")
 
 NO_MEMBER = "No upstream server can take the request now; retry after the indicated time."
+DOWN = "The upstream server is unreachable; retry after the indicated time."
 
 # An address look-up: host, port -> the addresses it resolves to (raises OSError).
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -260,6 +261,7 @@ class Pool:
         self.pool_listeners: list[PoolListener] = []
         self.shared = len(specs) == 1 and not self.sources
         self._last: Tick | None = None
+        self._went_out = asyncio.Event()  # wakes the probe loop
         if self.shared:
             admission, self.alert = factory.admission(settings, clock)
             self.limiter: Limiter = admission.limiter
@@ -354,7 +356,8 @@ class Pool:
             raise self.unavailable()
 
     def unavailable(self) -> UpstreamUnavailable:
-        return UpstreamUnavailable(NO_MEMBER, retry_after=self.settings.upstream_probe_interval)
+        message = DOWN if self.shared else NO_MEMBER
+        return UpstreamUnavailable(message, retry_after=self.settings.upstream_probe_interval)
 
     def sync(self) -> None:
         """Keep the queue's limit at the pool's room (see the module docstring)."""
@@ -375,6 +378,7 @@ class Pool:
         reason = member.ejection.record(event, now, others_up=others)
         if reason is not None:
             log.error("upstream %s out of rotation (%s)", member.name, reason.value)
+            self._went_out.set()
             for listener in self.pool_listeners:
                 listener.ejected(member, reason)
             self.sync()
@@ -395,10 +399,15 @@ class Pool:
         """Probe every member out of rotation every `interval` seconds."""
         while True:
             out = [m for m in self.members if not m.up]
+            if not out:  # nothing to probe until a member goes out: at once then
+                self._went_out.clear()
+                await self._went_out.wait()
+                continue
             results = await asyncio.gather(*(probe(m) for m in out), return_exceptions=True)
             for member, ok in zip(out, results, strict=True):
                 self.probed(member, ok is True)
-            await asyncio.sleep(interval)
+            if any(not m.up for m in self.members):
+                await asyncio.sleep(interval)
 
     # --- discovery --------------------------------------------------------------
     def resolved(self, source: _Source, addresses: list[str] | None) -> None:
