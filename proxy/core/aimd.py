@@ -142,16 +142,15 @@ class AIMDController:
         if ceiling is None:
             return growth
         near = self.backoff * ceiling
-        # Twice the headroom at the old knee says it moved up (a faster engine, shorter
-        # answers), but only evidence from the limit itself (it bound: requests queued,
-        # or all of it in use), never from a lull at a lower concurrency. Even then the
-        # limit probes past the old knee by 1 / backoff per decision, the ratio of a
-        # marginal cut: latency can jump at a cliff the linear model cannot see (the
-        # engine's own max_num_seqs), and what overshoots it waits inside the engine.
-        if limit >= near and headroom >= 2.0 and binding:
-            return min(growth, 1.0 / self.backoff)
+        # Near the old knee the limit probes by what the evidence proves, but by at
+        # most 1 / backoff per decision (the ratio of a marginal cut, so one breach
+        # undoes one probe): latency can jump at a cliff the linear model cannot see
+        # (the engine's own max_num_seqs), and what overshoots it waits inside the
+        # engine. Only evidence from the limit itself counts here (it bound: requests
+        # queued, or all of it in use); samples from a lull at a lower concurrency
+        # leave it to additive steps.
         if limit >= near:
-            return 1.0  # additive probing near the last knee
+            return min(growth, 1.0 / self.backoff) if binding else 1.0
         return min(growth, max(1.0, near / limit))
 
     def _decrease(

@@ -95,11 +95,13 @@ def test_holds_until_a_decrease_has_drained(make_obs: ObsFactory) -> None:
     assert (d.limit, d.cause) == (50, Cause.DEAD_TIME)
 
 
-def test_after_a_breach_growth_stops_short_of_the_old_knee(make_obs: ObsFactory) -> None:
+def test_after_a_breach_growth_stops_short_of_the_old_knee_then_probes(
+    make_obs: ObsFactory,
+) -> None:
     c = aimd(backoff=0.9)
     breached(c, make_obs, limit=100)  # knee near 100; grow freely up to 90 only
     assert c.decide(make_obs(limit=60, signals=ttft([0.01] * 100))).limit == 90
-    assert c.decide(make_obs(limit=90, signals=ttft([0.2] * 100))).limit == 91
+    assert c.decide(make_obs(limit=90, signals=ttft([0.2] * 100))).limit == 100  # x 1/0.9
 
 
 def test_twice_the_headroom_near_the_old_knee_probes_past_it(make_obs: ObsFactory) -> None:
