@@ -56,11 +56,13 @@ class Fault:
 @dataclass(frozen=True, slots=True)
 class PoolEngine:
     """One engine of a pool: in the pool's DNS answer from `joins` on; at `dies` it
-    stops (what it runs is cut, connections to it are refused from then on)."""
+    stops (what it runs is cut, connections to it are refused), at `returns` it serves
+    again."""
 
     profile: Profile
     joins: float = 0.0
     dies: float | None = None
+    returns: float | None = None  # after dying: serving again (an empty engine)
 
 
 POOL_HOST = "engines.pool"  # the pool's DNS name when engines join later
@@ -173,6 +175,7 @@ class RunResult:
     joins: list[tuple[float, int]] = field(default_factory=list)
     dispatches: list[tuple[float, int]] = field(default_factory=list)
     ejections: list[tuple[float, int, str]] = field(default_factory=list)
+    readmissions: list[tuple[float, int, int]] = field(default_factory=list)  # and its limit
 
 
 class Replica:
@@ -275,7 +278,7 @@ class Harness:
             tasks.append(self.loop.create_task(pool.resolve_forever(self._resolve)))
         for index, engine in enumerate(self.config.pool):
             if engine.dies is not None:
-                tasks.append(self.loop.create_task(self._die(index, engine.dies)))
+                tasks.append(self.loop.create_task(self._die(index, engine.dies, engine.returns)))
         return tasks
 
     async def _pool_control(self, pool: Pool) -> None:
@@ -298,11 +301,15 @@ class Harness:
     def engine_of(self, member: Member) -> int:
         return _engine_index(member.url)
 
-    async def _die(self, index: int, at: float) -> None:
+    async def _die(self, index: int, at: float, returns: float | None) -> None:
         await asyncio.sleep(max(0.0, at - self.now()))
         self.dead[index] = True
         self.runners[index].abort_all()  # what it runs is cut
         await self.runners[index].stop()
+        if returns is not None:
+            await asyncio.sleep(max(0.0, returns - self.now()))
+            self.dead[index] = False
+            self.runners[index].start()
 
     async def _pooled(self, record: RequestRecord, pool: Pool) -> None:
         """The server's path (`proxy.server.forward`) with an engine for the HTTP."""
@@ -491,6 +498,10 @@ class _MemberTicks(PoolListener):
     def ejected(self, member: Member, reason: Reason) -> None:
         index = self.harness.engine_of(member)
         self.result.ejections.append((self.harness.now(), index, reason.value))
+
+    def readmitted(self, member: Member) -> None:
+        index = self.harness.engine_of(member)
+        self.result.readmissions.append((self.harness.now(), index, member.limiter.limit))
 
 
 def _pool_specs(config: RunConfig) -> tuple[UpstreamSpec, ...]:

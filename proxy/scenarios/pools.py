@@ -4,8 +4,9 @@ the clients' side on virtual time with the server's own `Pool`.
 - pool-heterogeneous: an H100 and a DGX Spark under twice their summed capacity; the
   pool's goodput against the sum of each engine's own oracle (best fixed limit, each
   at twice its own capacity).
-- pool-member-dies: two H100s at one's capacity; one dies mid-run. Errors only for the
-  requests in flight on it, its traffic gone within one probe interval.
+- pool-member-dies: two H100s at their capacity; one dies mid-run. Errors only for the
+  requests in flight on it, its traffic gone within one probe interval; when it is back,
+  a probe readmits it at a low limit that grows on evidence.
 - pool-member-added: one H100 at twice its capacity; a second appears in DNS mid-run
   and takes traffic within one resolve interval, and goodput rises with it.
 """
@@ -153,15 +154,17 @@ def heterogeneous(ctx: Context) -> Report:
 def member_dies(ctx: Context) -> Report:
     profile = get_profile(H100)
     capacity = CAPACITY_AT_SLA[H100]
-    death, end = ctx.seconds(90), ctx.seconds(180)
-    load = Load(((0.0, capacity),), end)
+    death, back, end = ctx.seconds(90), ctx.seconds(120), ctx.seconds(180)
+    # The pool's capacity: the survivor alone is at twice its own, and the member that
+    # comes back is needed (its controller only grows while its limit is in use).
+    load = Load(((0.0, 2 * capacity),), end)
     settings = _settings(ctx, SLA)
     config = RunConfig(
         profile,
         load,
         settings,
         seed=ctx.seed,
-        pool=(PoolEngine(profile), PoolEngine(profile, dies=death)),
+        pool=(PoolEngine(profile), PoolEngine(profile, dies=death, returns=back)),
     )
     (result,) = ctx.run_many([config])
     targets = settings.sla_targets()
@@ -169,17 +172,19 @@ def member_dies(ctx: Context) -> Report:
     failed = [r for r in requests if r.failed]
     on_it = [r for r in failed if r.engine == 1 and r.sent is not None and r.sent < death]
     beyond = len(failed) - len(on_it)
-    late = [t for t, index in result.dispatches if index == 1 and t >= death]
+    late = [t for t, index in result.dispatches if index == 1 and death <= t < back]
     moved = (max(late) - death) if late else 0.0
     probe = settings.upstream_probe_interval
-    after = Span(death + ctx.seconds(10), end)
+    after = Span(death + ctx.seconds(10), back)
+    again = Span(back + ctx.seconds(30), end)
     report = Report(
         "pool-member-dies",
-        f"two H100s at one's capacity; one dies at {death:g} s",
+        f"two H100s at their capacity; one dies at {death:g} s and is back at {back:g} s",
         _setup("pool-member-dies", load, after, settings, f"2 x {H100}"),
         rows=[
             summary(f"before the death (30-{death:g} s)", result, Span(ctx.seconds(30), death)),
-            summary(f"after ({after.start:g}-{end:g} s)", result, after),
+            summary(f"one left ({after.start:g}-{after.end:g} s)", result, after),
+            summary(f"both again ({again.start:g}-{again.end:g} s)", result, again),
         ],
     )
     report.checks.append(
@@ -205,6 +210,31 @@ def member_dies(ctx: Context) -> Report:
         )
     )
     report.checks += _p90_checks(targets, requests, after)
+    readmitted = [(t, limit) for t, index, limit in result.readmissions if index == 1]
+    wait = settings.upstream_probe_interval
+    report.checks.append(
+        Check(
+            f"back in rotation within a probe interval of its return, at a low limit "
+            f"(<= initial {settings.initial_limit})",
+            "never"
+            if not readmitted
+            else f"{readmitted[0][0] - back:.2f} s after, at limit {readmitted[0][1]}",
+            bool(readmitted)
+            and readmitted[0][0] - back <= wait
+            and readmitted[0][1] <= settings.initial_limit,
+        )
+    )
+    share = [r for r in in_span(requests, again) if r.finished]
+    mine = sum(1 for r in share if r.engine == 1) / max(1, len(share))
+    grown = _member_limit(result, 1, again) or 0.0
+    report.checks.append(
+        Check(
+            "its limit grows on evidence and it takes its share again (>= 35%)",
+            f"mean limit {grown:.0f} from 30 s after its return, {mine:.0%} of the requests",
+            grown > 2 * settings.initial_limit and mine >= 0.35,
+        )
+    )
+    report.checks += _p90_checks(targets, requests, again)
     report.notes.append(
         "Ejections (time, reason): "
         + (", ".join(f"{t:.2f} s {reason}" for t, _, reason in result.ejections) or "none")
