@@ -80,10 +80,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         total=None, sock_connect=settings.connect_timeout, connect=None, sock_read=None
     )
     # Requests ask for `identity`; an upstream that compresses anyway is decoded here,
-    # so usage can be read and the client gets a body its headers describe.
+    # so usage can be read and the client gets a body its headers describe. No cookie
+    # jar: the session is shared by every client, so an upstream's Set-Cookie must go
+    # back to its client only (it does, in the relayed headers), never be replayed on
+    # other clients' requests; and filtering a jar costs on every request.
     session = aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=True,
         skip_auto_headers=("User-Agent",),
     )

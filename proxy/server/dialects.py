@@ -76,6 +76,16 @@ class ChatDialect:
 
     def inspect(self, event: bytes) -> tuple[bytes | None, bool]:
         """(the bytes to forward, or None to drop the event; does it carry content?)"""
+        # After the first token, a data event that cannot be the usage report nor the
+        # end is a token: a byte check, neither its data joined nor its JSON parsed.
+        if (
+            self.content_seen
+            and event.startswith(b"data:")
+            and b'"usage"' not in event
+            and b"[DONE]" not in event
+        ):
+            self.content_events += 1
+            return event, True
         payload = data_of(event)
         if payload is None or payload == b"[DONE]":
             return event, False
@@ -100,6 +110,32 @@ class ChatDialect:
             self.content_events += 1
             self.content_seen = True
         return event, has_content
+
+    def skim(self, buffer: bytes, start: int) -> int:
+        """After the first token, the run of plain token events from `start` counted
+        in a few scans of the bytes, none cut out: every whole event before the first
+        that may be the usage report or the end, when each starts with `data:` and
+        they are "\\n\\n"-delimited (the caller checks there is no "\\r"). What
+        `inspect` would say of each, one by one. Returns where the run ends (`start`:
+        none)."""
+        if not self.content_seen:
+            return start
+        stop = buffer.find(b'"usage"', start)
+        if stop < 0:
+            stop = len(buffer)
+        done = buffer.find(b"[DONE]", start, stop)
+        if done >= 0:
+            stop = done
+        end = buffer.rfind(b"\n\n", start, stop)
+        if end < 0 or buffer.find(b"\n\n\n", start, end + 2) >= 0:
+            return start  # no whole event, or blank lines beyond the delimiters
+        end += 2
+        events = buffer.count(b"\n\n", start, end)
+        starts = buffer.startswith(b"data:", start) + buffer.count(b"\n\ndata:", start, end)
+        if starts != events:
+            return start  # a comment or an event: line among them: one by one
+        self.content_events += events
+        return end
 
     def error_event(self, error: dict[str, Any], _last: bytes) -> bytes:
         return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
@@ -131,6 +167,10 @@ class ResponsesDialect:
             if isinstance(usage, dict):
                 self.usage = usage
         return event, False
+
+    def skim(self, buffer: bytes, start: int) -> int:
+        """Events are looked at one by one (see `ChatDialect.skim`)."""
+        return start
 
     def error_event(self, error: dict[str, Any], last: bytes) -> bytes:
         """The Responses API's `error` event, numbered after the last event sent. It

@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -43,6 +43,7 @@ from proxy.server.inbound import (
 )
 from proxy.server.meter import RequestMeter
 from proxy.server.paths import Target, parse_target
+from proxy.server.reads import IdleTimeout, IdleWatch
 from proxy.server.shutdown import Cut, DrainDeadline
 from proxy.server.sse import SseRelay
 from proxy.server.state import CURRENT_MEMBER, STATE, ProxyState
@@ -223,22 +224,29 @@ async def _send(
     return upstream
 
 
-async def _chunks(state: ProxyState, upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """The upstream's body as it arrives; silence or a broken connection raise."""
-    idle = state.settings.idle_read_timeout
-    while True:
-        try:
-            async with asyncio.timeout(idle):
-                chunk = await upstream.content.readany()
-        except TimeoutError as exc:
-            log.warning("upstream sent nothing for %g s mid-answer", idle)
-            raise _failed(state, UpstreamErrorKind.TIMEOUT) from exc
-        except aiohttp.ClientError as exc:
-            log.warning("upstream closed the connection mid-answer: %r", exc)
-            raise _failed(state, UpstreamErrorKind.STREAM_CUT) from exc
-        if not chunk:
-            return
-        yield chunk
+async def _chunks(
+    state: ProxyState,
+    upstream: aiohttp.ClientResponse,
+    before_wait: Callable[[], None] | None = None,
+) -> AsyncIterator[bytes]:
+    """The upstream's body as it arrives; silence or a broken connection raise.
+    `before_wait`: called before the first read that has to wait (see `IdleWatch`)."""
+    watch = IdleWatch(upstream.content, state.settings.idle_read_timeout, before_wait)
+    try:
+        while True:
+            try:
+                chunk = await watch.read()
+            except IdleTimeout as exc:
+                log.warning("upstream sent nothing for %g s mid-answer", watch.idle)
+                raise _failed(state, UpstreamErrorKind.TIMEOUT) from exc
+            except aiohttp.ClientError as exc:
+                log.warning("upstream closed the connection mid-answer: %r", exc)
+                raise _failed(state, UpstreamErrorKind.STREAM_CUT) from exc
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        watch.close()
 
 
 async def _relay_whole(
@@ -296,13 +304,17 @@ async def _relay_events(
     error event in the stream's dialect (chat's `data: {"error": ...}`, the Responses
     API's `error` event), so the OpenAI SDK raises instead of returning a truncated
     answer."""
-    response = web.StreamResponse(status=upstream.status, headers=headers)
-    await response.prepare(request)
+    # Headers wait for the first bytes when those are at hand (one write, not two);
+    # they go out alone before the first read that has to wait for the upstream.
+    response = _Stream(status=upstream.status, headers=headers)
+    writer = await response.prepare(request)
+    content = upstream.content
     failure: _UpstreamFailed | None = None
     deadline = False
+    tail = b""  # the last bytes, written with the end of the stream
     try:
         try:
-            async for chunk in _chunks(state, upstream):
+            async for chunk in _chunks(state, upstream, writer.send_headers if writer else None):
                 out, first = relay.feed(chunk)
                 now = time.perf_counter()
                 if first:
@@ -310,7 +322,10 @@ async def _relay_events(
                     ticket.first_token(now)
                 ticket.progress(relay.content_events, now)
                 if out:
-                    await response.write(out)
+                    if content.at_eof():  # nothing more can come: this is the last write
+                        tail = out
+                    else:
+                        await response.write(out)
         except _UpstreamFailed as failed:
             failure = failed
         except DrainDeadline:
@@ -321,15 +336,22 @@ async def _relay_events(
         meter.streamed_events(relay.content_events, relay.usage)
         if failure is not None:
             meter.failed(failure.kind)
-            await response.write(relay.error_event(_stream_error(failure.kind)))
+            tail += relay.error_event(_stream_error(failure.kind))
         elif deadline:
             meter.left()  # cut by our shutdown, not the upstream's doing
             shutdown = _error(_SHUTTING_DOWN, "service_unavailable", "shutting_down")
-            await response.write(relay.error_event(shutdown))
-        await response.write_eof()
+            tail += relay.error_event(shutdown)
+        await response.write_eof(tail)
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         meter.left()
     return response
+
+
+class _Stream(web.StreamResponse):
+    """A stream whose headers aiohttp buffers until its first body write (as it does
+    for a whole `web.Response`) rather than writing them on `prepare`."""
+
+    _send_headers_immediately = False
 
 
 def _failed(state: ProxyState, kind: UpstreamErrorKind, *, unsent: bool = False) -> _UpstreamFailed:

@@ -26,11 +26,27 @@ def is_forwarding_header(lowered_name: str) -> bool:
     return lowered_name in ("forwarded", "x-real-ip") or lowered_name.startswith("x-forwarded-")
 
 
+_PEERS_CACHED = 4096  # distinct peer addresses remembered, then the memory starts over
+
+
 class ForwardingPolicy:
     def __init__(self, trusted: Sequence[Network]) -> None:
         self._trusted = tuple(trusted)
+        # peer -> (trusted?, its RFC 7239 node): an address is parsed once, not per request
+        self._peers: dict[str | None, tuple[bool, str]] = {}
+
+    def _peer(self, peer: str | None) -> tuple[bool, str]:
+        known = self._peers.get(peer)
+        if known is None:
+            if len(self._peers) >= _PEERS_CACHED:
+                self._peers.clear()
+            known = self._peers[peer] = (self._trusts(peer), _node(peer))
+        return known
 
     def trusts(self, peer: str | None) -> bool:
+        return self._peer(peer)[0]
+
+    def _trusts(self, peer: str | None) -> bool:
         address = _address(peer)
         if address is None:
             return False
@@ -48,12 +64,11 @@ class ForwardingPolicy:
         """The forwarding headers to send upstream, given the request's own (all of its
         headers may be passed; only the forwarding ones are looked at)."""
         kept: dict[str, list[str]] = {}
-        trusted = self.trusts(peer)
+        trusted, hop = self._peer(peer)
         if trusted:
             for name, value in incoming:
                 if is_forwarding_header(name.lower()):
                     kept.setdefault(name.lower(), []).append(value)
-        hop = _node(peer)
         out: list[tuple[str, str]] = [
             (FORWARDED, _appended(kept.pop("forwarded", []), _element(hop, scheme, host))),
             (XFF, _appended(kept.pop("x-forwarded-for", []), peer or "unknown")),

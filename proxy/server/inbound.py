@@ -164,8 +164,11 @@ async def read_body(request: web.Request, limit: int, idle: float) -> bytes:
     content = request.content
     while True:
         try:
-            async with asyncio.timeout(idle):
-                chunk = await content.readany()
+            # What is already buffered needs no timer (a small body is, whole).
+            chunk = content.read_nowait()
+            if not chunk and not content.at_eof():
+                async with asyncio.timeout(idle):
+                    chunk = await content.readany()
         except TimeoutError:
             raise RequestTimeout(f"No request body data for {idle:g} s.") from None
         except (RequestPayloadError, HttpProcessingError):
@@ -179,25 +182,26 @@ async def read_body(request: web.Request, limit: int, idle: float) -> bytes:
         chunks.append(chunk)
 
 
-def upstream_headers(request: web.Request, policy: ForwardingPolicy) -> CIMultiDict[str]:
-    headers: CIMultiDict[str] = CIMultiDict()
-    connection_tokens = {
-        token.strip().lower() for token in request.headers.get("Connection", "").split(",")
-    }
-    for name, value in request.headers.items():
-        lowered = name.lower()
-        if (
-            lowered not in _NOT_FORWARDED
-            and lowered not in connection_tokens
-            and not is_forwarding_header(lowered)
-            and not (lowered == "content-encoding" and value.lower() in _REQUEST_DECODED)
-        ):
-            headers.add(name, value)
-    forwarding = policy.headers(
-        request.headers.items(), request.remote, request.scheme, request.host or None
+def upstream_headers(request: web.Request, policy: ForwardingPolicy) -> list[tuple[str, str]]:
+    """The request's headers for the upstream, in order: hop-by-hop ones (and those its
+    Connection header names) dropped, forwarding ones replaced by the policy's. A list:
+    the client library copies headers into its own multidict anyway."""
+    incoming = request.headers
+    connection = incoming.get("Connection")
+    dropped = _NOT_FORWARDED
+    if connection is not None:
+        dropped = dropped | {token.strip().lower() for token in connection.split(",")}
+    headers = [
+        (name, value)
+        for name, value in incoming.items()
+        if (lowered := name.lower()) not in dropped
+        and not is_forwarding_header(lowered)
+        and not (lowered == "content-encoding" and value.lower() in _REQUEST_DECODED)
+    ]
+    headers += policy.headers(
+        incoming.items(), request.remote, request.scheme, request.host or None
     )
-    headers.extend(forwarding)
-    headers["Accept-Encoding"] = "identity"
+    headers.append(("Accept-Encoding", "identity"))  # any the client sent was dropped above
     return headers
 
 

@@ -44,30 +44,58 @@ class SseRelay:
         return None if self._dialect is None else self._dialect.usage
 
     def feed(self, data: bytes) -> tuple[bytes, bool]:
-        """Returns the bytes to send now, and whether the first content arrived in them."""
-        self._buffer += data
-        out: list[bytes] = []
+        """Returns the bytes to send now, and whether the first content arrived in them.
+
+        One pass over the bytes: events are cut at offsets, the rest kept once at the
+        end (never re-sliced per event), and events forwarded unchanged go out as the
+        one span they were received in."""
+        buffer = self._buffer + data if self._buffer else data
+        crlf = b"\r" in buffer  # the common case (vLLM, OpenAI): "\n\n" only, one scan
+        pos = 0  # where the next event starts
+        sent = 0  # buffer[sent:pos] is unchanged events not yet put in `pieces`
+        pieces: list[bytes] = []
         first_content = False
+        dialect = self._dialect
+        last: bytes | None = None
         while True:
-            end, size = _find_event_end(self._buffer)
+            if dialect is not None and not crlf:
+                run = dialect.skim(buffer, pos)  # plain tokens, counted without a cut
+                if run > pos:
+                    before = buffer.rfind(b"\n\n", pos, run - 2)
+                    last = buffer[pos if before < 0 else before + 2 : run]
+                    pos = run
+            if crlf:
+                end, size = _find_event_end(buffer, pos)
+            else:
+                end, size = buffer.find(b"\n\n", pos), 2
             if end < 0:
                 break
-            event = self._buffer[: end + size]
-            self._buffer = self._buffer[end + size :]
-            dialect = self._dialect
+            stop = end + size
+            event = buffer[pos:stop]
             if dialect is None:
                 if data_of(event) is None:  # a comment or keep-alive before any data
-                    out.append(event)
+                    pos = stop
                     continue
                 dialect = self._dialect = self._choose(event)
             seen = dialect.content_seen
             kept, has_content = dialect.inspect(event)
             if has_content and not seen:
                 first_content = True
+            if kept is not event:  # dropped or rewritten: the span so far goes as it is
+                pieces.append(buffer[sent:pos])
+                if kept is not None:
+                    pieces.append(kept)
+                sent = stop
             if kept is not None:
-                out.append(kept)
-                self._last = kept
-        return b"".join(out), first_content
+                last = kept
+            pos = stop
+        self._buffer = buffer[pos:] if pos < len(buffer) else b""
+        if last is not None:
+            self._last = last
+        if not pieces:
+            return (buffer if pos == len(buffer) else buffer[:pos]), first_content
+        pieces.append(buffer[sent:pos])
+        return b"".join(pieces), first_content
 
     def flush(self) -> bytes:
         """Whatever is left when the upstream closed (an incomplete last event)."""
@@ -87,12 +115,11 @@ class SseRelay:
         return ChatDialect(self._strip_usage)
 
 
-def _find_event_end(buffer: bytes) -> tuple[int, int]:
-    if b"\r" not in buffer:  # the common case (vLLM, OpenAI): one scan, not three
-        return buffer.find(b"\n\n"), 2
+def _find_event_end(buffer: bytes, start: int = 0) -> tuple[int, int]:
+    """Where the first event from `start` ends (the delimiter's index and size; -1)."""
     best, size = -1, 0
     for delimiter in _DELIMITERS:
-        index = buffer.find(delimiter)
+        index = buffer.find(delimiter, start)
         if index >= 0 and (best < 0 or index < best):
             best, size = index, len(delimiter)
     return best, size
