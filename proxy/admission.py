@@ -89,6 +89,15 @@ class Ticket:
         for listener in admission.listeners:
             listener.finished(sample, verdict)
 
+    def retract(self, sample: Sample) -> None:
+        """This attempt failed before anything went upstream and the request goes on
+        to another pool member: its member's control loop hears the failure, the
+        listeners do not (one client request has one outcome)."""
+        if self._reported:
+            return
+        self._reported = True
+        self._admission.control.observe(sample, self.flight)
+
     def close(self) -> None:
         if not self._reported:
             self._reported = True

@@ -14,6 +14,7 @@ from proxy.control import ControlLoop
 from proxy.core.aimd import AIMDController
 from proxy.core.alert import CapacityAlert
 from proxy.core.controller import Controller, Policy
+from proxy.core.ejection import EjectionPolicy
 from proxy.core.fixed import FixedController
 from proxy.core.sla import Sla
 from proxy.core.window import SignalWindows
@@ -61,11 +62,38 @@ def alert(settings: Settings, start: float | None = None) -> CapacityAlert:
     )
 
 
-def admission(
-    settings: Settings, clock: Callable[[], float] = time.perf_counter
-) -> tuple[Admission, AlertFeed]:
-    """The limiter, control loop and capacity alert one proxy runs, wired together."""
-    limiter = Limiter(settings.initial_limit, settings.queue_size, clock=clock)
+def ejection(settings: Settings) -> EjectionPolicy:
+    return EjectionPolicy(
+        after=settings.eject_threshold,
+        server_errors=settings.eject_server_errors,
+        base=settings.eject_seconds,
+    )
+
+
+def pool_alert(settings: Settings, clock: Callable[[], float]) -> AlertFeed:
+    """The capacity alert of a pool (fed the pool's ticks: the sum of its members)."""
+    return AlertFeed(alert(settings, start=clock()), settings.min_limit)
+
+
+def member(settings: Settings, clock: Callable[[], float], limit: int | None = None) -> Admission:
+    """One pool member's limiter and control loop: no queue of its own (the pool's
+    queue is in front of every member), its own controller and windows."""
+    return Admission(*_limiter_and_control(settings, clock, 0, limit))
+
+
+def restart(admission: Admission, settings: Settings) -> None:
+    """A member back in rotation: a fresh controller and windows (what it learnt
+    before its ejection is no evidence now), from a low limit that grows on evidence."""
+    control = admission.control
+    control.controller = controller(settings)
+    control.windows = windows(settings)
+    admission.limiter.set_limit(min(settings.initial_limit, admission.limiter.limit))
+
+
+def _limiter_and_control(
+    settings: Settings, clock: Callable[[], float], queue_size: int, limit: int | None = None
+) -> tuple[Limiter, ControlLoop]:
+    limiter = Limiter(limit or settings.initial_limit, queue_size, clock=clock)
     control = ControlLoop(
         limiter,
         controller(settings),
@@ -76,7 +104,14 @@ def admission(
         queue_timeout=settings.queue_timeout,
         clock=clock,
     )
-    built = Admission(limiter, control)
+    return limiter, control
+
+
+def admission(
+    settings: Settings, clock: Callable[[], float] = time.perf_counter
+) -> tuple[Admission, AlertFeed]:
+    """The limiter, control loop and capacity alert one proxy runs, wired together."""
+    built = Admission(*_limiter_and_control(settings, clock, settings.queue_size))
     feed = AlertFeed(alert(settings, start=clock()), settings.min_limit)
     built.subscribe(feed)
     return built, feed

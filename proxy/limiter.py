@@ -211,6 +211,16 @@ class Limiter:
         """A permit for one request; `timeout` seconds from now is its queue deadline."""
         return PermitEntry(self, priority, timeout)
 
+    def hold(self, priority: Priority, queued_seconds: float = 0.0) -> Permit:
+        """A permit now, whatever the limit: for a pool member, whose admission the
+        pool's own queue decided (`proxy.pool`). Its owner gives it back with `unhold`."""
+        permit = self._grant(priority, self._clock(), self._clock())
+        return Permit(permit.priority, permit.epoch, queued_seconds)
+
+    def unhold(self, *, completed: bool = True) -> None:
+        """Give back a permit taken with `hold`."""
+        self._release(completed=completed)
+
     # --- admission ------------------------------------------------------------
     async def _admit(self, priority: Priority, patience: float) -> Permit:
         now = self._clock()

@@ -16,12 +16,13 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from proxy import __version__
-from proxy.admission import Admission, Listener
+from proxy.admission import Listener
 from proxy.control import Tick
 from proxy.core.alert import AlertSnapshot
 from proxy.core.controller import Cause, Direction
-from proxy.core.outcome import Outcome, Sample, UpstreamErrorKind
+from proxy.core.outcome import Outcome, Sample
 from proxy.core.sla import SIGNALS, Verdict
+from proxy.core.window import WindowSnapshot
 from proxy.errors import ShedReason
 from proxy.limiter import Priority
 
@@ -102,12 +103,48 @@ class Metrics:
         )
         self.upstream_errors = Counter(
             "proxy_upstream_errors",
-            "Upstream failures by kind.",
-            ["kind"],
+            "Upstream failures by pool member and kind.",
+            ["upstream", "kind"],
             registry=registry,
         )
         self.upstream_up = Gauge(
-            "proxy_upstream_up", "1 while the upstream is reachable.", registry=registry
+            "proxy_upstream_up",
+            "1 while the pool member is in rotation, 0 while ejected or down.",
+            ["upstream"],
+            registry=registry,
+        )
+        self.upstream_limit = Gauge(
+            "proxy_upstream_concurrency_limit",
+            "Concurrency limit of each pool member.",
+            ["upstream"],
+            registry=registry,
+        )
+        self.upstream_inflight = Gauge(
+            "proxy_upstream_inflight_requests",
+            "Requests in flight on each pool member.",
+            ["upstream"],
+            registry=registry,
+        )
+        self.upstream_latency = Gauge(
+            "proxy_upstream_latency_seconds",
+            "Rolling-window latency percentile per pool member and signal.",
+            ["upstream", "signal", "quantile"],
+            registry=registry,
+        )
+        self.upstream_ejections = Counter(
+            "proxy_upstream_ejections",
+            "Times a pool member was taken out of rotation, by reason.",
+            ["upstream", "reason"],
+            registry=registry,
+        )
+        self.upstream_requests = Counter(
+            "proxy_upstream_requests",
+            "Requests sent to each pool member.",
+            ["upstream"],
+            registry=registry,
+        )
+        self.pool_members = Gauge(
+            "proxy_pool_members", "Pool members known (in rotation or not).", registry=registry
         )
         self.cancellations = Counter(
             "proxy_client_cancellations",
@@ -202,8 +239,6 @@ class Metrics:
         for direction in (Direction.UP, Direction.DOWN):
             for cause in Cause:
                 self.limit_changes.labels(direction.value, cause.value)
-        for kind in UpstreamErrorKind:
-            self.upstream_errors.labels(kind.value)
         for phase in CANCEL_PHASES:
             self.cancellations.labels(phase)
         for token_kind in ("prompt", "completion"):
@@ -280,20 +315,27 @@ class MetricsListener(Listener):
         if tick.changed:
             self.metrics.limit_changes.labels(tick.direction.value, tick.decision.cause).inc()
 
-    def refresh(self, admission: Admission) -> None:
-        """Values read at scrape time and on every tick."""
-        m, limiter, control = self.metrics, admission.limiter, admission.control
-        m.limit.set(limiter.limit)
-        m.inflight.set(limiter.inflight)
-        for priority, count in limiter.queued_by_priority().items():
+    def refresh(
+        self,
+        limit: int,
+        inflight: int,
+        queued: Mapping[Priority, int],
+        snapshots: Mapping[str, WindowSnapshot],
+        targets: Mapping[str, float],
+    ) -> None:
+        """Values read at scrape time (the pool as a whole: the clients' view)."""
+        m = self.metrics
+        m.limit.set(limit)
+        m.inflight.set(inflight)
+        for priority, count in queued.items():
             m.queue_depth.labels(priority.value).set(count)
-        for signal, snap in control.window_snapshots().items():
+        for signal, snap in snapshots.items():
             for q in QUANTILES:
                 value = snap.percentile(q)
                 m.window_percentile.labels(signal, str(q)).set(
                     value if value is not None else float("nan")
                 )
-            target = control.sla.targets.get(signal)
+            target = targets.get(signal)
             if target is not None:
                 attainment = snap.attainment(target)
                 m.sla_attainment.labels(signal).set(

@@ -6,10 +6,21 @@ a `.env` file in the working directory, the defaults below.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    IPvAnyNetwork,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (tests)
@@ -26,6 +37,44 @@ PriorityName = Literal["high", "normal", "low"]
 
 
 DEFAULT_QUEUE_TIMEOUT = 30.0
+_URL = TypeAdapter(AnyHttpUrl)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\[\]-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSpec:
+    """One `--upstream` entry: a name (a metric label, /status) and the base URL."""
+
+    name: str
+    url: str  # no trailing slash: a path is appended
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def parse_upstream(entry: str) -> UpstreamSpec:
+    """`name=url` or a bare URL (named by its `host:port`); raises ValueError."""
+    entry = entry.strip()
+    name, sep, url = entry.partition("=")
+    if not sep or "://" in name:
+        name, url = "", entry
+    try:
+        base = str(_URL.validate_python(url.strip())).rstrip("/")
+    except ValidationError as exc:
+        raise ValueError(exc.errors()[0]["msg"]) from None
+    spec = UpstreamSpec(name.strip(), base)
+    if not spec.name:
+        host = f"[{spec.host}]" if ":" in spec.host else spec.host
+        spec = UpstreamSpec(f"{host}:{spec.port}", base)
+    if not _NAME.match(spec.name):
+        raise ValueError(f"upstream name {spec.name!r}: letters, digits and ._:@- only")
+    return spec
 
 
 class Settings(BaseSettings):
@@ -39,9 +88,10 @@ class Settings(BaseSettings):
     )
 
     # --- listening and upstream -------------------------------------------------
-    upstream: AnyHttpUrl = Field(
-        default=AnyHttpUrl("http://127.0.0.1:8000"),
-        description="Base URL of the OpenAI-compatible server (vLLM).",
+    upstream: str = Field(
+        default="http://127.0.0.1:8000/",
+        description="Base URL of the OpenAI-compatible server (vLLM); repeat the option (or "
+        "separate with commas) for a pool, each entry `name=url` or a bare URL.",
     )
     host: str = Field(default="127.0.0.1", description="Address of the data and admin ports.")
     port: Port = Field(default=8080, description="Data port: everything is forwarded upstream.")
@@ -65,6 +115,29 @@ class Settings(BaseSettings):
     )
     upstream_probe_interval: PositiveSeconds = Field(
         default=1.0, description="Seconds between health probes while the upstream is down."
+    )
+    eject_after: int | None = Field(
+        default=None,
+        ge=1,
+        description="Consecutive connect failures (or accept-then-close) that take a pool "
+        "member out; default --upstream-down-after.",
+    )
+    eject_server_errors: int = Field(
+        default=5,
+        ge=0,
+        description="Consecutive 5xx answers that take a member out while another serves "
+        "(0: never).",
+    )
+    eject_seconds: PositiveSeconds = Field(
+        default=5.0,
+        description="A member's first time out (doubling per repeat); while no other member "
+        "serves, the first good probe brings it back.",
+    )
+    resolve_interval: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds between DNS look-ups of hostname upstreams, each address a pool "
+        "member (a headless Service); 0: off.",
     )
 
     # --- clients: slow or hostile connections, and what their headers may claim ----
@@ -199,6 +272,31 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
+    @field_validator("upstream", mode="before")
+    @classmethod
+    def _upstream_list(cls, value: Any) -> Any:
+        """One string, comma-separated entries, or a list (the repeated option)."""
+        items = value if isinstance(value, list | tuple) else [value]
+        entries = [part for item in items for part in str(item).split(",") if part.strip()]
+        if not entries:
+            raise ValueError("at least one upstream is needed")
+        specs = []
+        for entry in entries:
+            try:
+                specs.append(parse_upstream(entry))
+            except ValueError as exc:
+                if len(entries) == 1:
+                    raise
+                raise ValueError(f"{exc} (entry {entry.strip()!r})") from None
+        names = [spec.name for spec in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"upstream names must differ: {', '.join(names)}")
+        # The canonical form: each entry as given back by `upstreams`.
+        return ",".join(
+            _entry(spec) if _named(entry) else spec.url + "/"
+            for spec, entry in zip(specs, entries, strict=True)
+        )
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _cidr_list(cls, value: Any) -> Any:
@@ -232,9 +330,18 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def upstreams(self) -> tuple[UpstreamSpec, ...]:
+        """The configured upstreams, in the order given."""
+        return tuple(parse_upstream(entry) for entry in self.upstream.split(","))
+
+    @property
     def upstream_base(self) -> str:
-        """The upstream URL without a trailing slash, ready to have a path appended."""
-        return str(self.upstream).rstrip("/")
+        """The first upstream's URL without a trailing slash, ready to have a path appended."""
+        return self.upstreams[0].url
+
+    @property
+    def eject_threshold(self) -> int:
+        return self.eject_after if self.eject_after is not None else self.upstream_down_after
 
     def warnings(self) -> list[str]:
         """Valid but probably unintended combinations, said once at start-up."""
@@ -250,3 +357,12 @@ class Settings(BaseSettings):
         """Signal name to target seconds, only for the signals that have one."""
         targets = {"ttft": self.sla_ttft, "tpot": self.sla_tpot, "e2e": self.sla_e2e}
         return {name: value for name, value in targets.items() if value is not None}
+
+
+def _named(entry: str) -> bool:
+    name, sep, _ = entry.partition("=")
+    return bool(sep) and "://" not in name
+
+
+def _entry(spec: UpstreamSpec) -> str:
+    return f"{spec.name}={spec.url}"

@@ -3,7 +3,8 @@
 Each runs the real admission objects in front of the simulator's engine on a
 virtual clock (`proxy.scenarios.harness`), prints a table and its goals, and writes
 NAME.md, NAME.json and NAME.png (plus extras) to DIR. The hand-written scenarios are
-in `proxy.scenarios.defs`; the generated battery in `battery`, `judge` and `suite`.
+in `proxy.scenarios.defs` and `proxy.scenarios.pools` (a pool of engines); the
+generated battery in `battery`, `judge` and `suite`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from proxy.scenarios import defs, pools
 from proxy.scenarios.context import CAPACITY_AT_SLA, Context, default_jobs
-from proxy.scenarios.defs import SCENARIOS
 from proxy.scenarios.plot import available
 from proxy.scenarios.suite import BATTERY_CASES, battery
+
+# The classics and the pool scenarios: what `all` runs before the battery.
+SCENARIOS = {**defs.SCENARIOS, **pools.SCENARIOS}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

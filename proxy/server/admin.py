@@ -11,8 +11,11 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from proxy.core.ejection import Event
 from proxy.core.sla import SIGNALS
 from proxy.metrics import QUANTILES
+from proxy.pool import Member
+from proxy.server import members
 from proxy.server.errors import SERVER, error_middleware, json_error
 from proxy.server.page import live_page
 from proxy.server.state import STATE, ProxyState
@@ -59,30 +62,31 @@ def _label(q: float) -> str:
 def status_of(state: ProxyState) -> dict[str, Any]:
     """The /status document: the limit, the queue, the window per signal, the last
     decision and the alert."""
-    settings, limiter, control = state.settings, state.admission.limiter, state.admission.control
-    targets = control.sla.targets
+    settings, pool = state.settings, state.pool
+    limiter, sla = pool.limiter, pool.sla
+    targets = sla.targets
     signals = {}
-    for name, snap in control.window_snapshots().items():
+    for name, snap in pool.window_snapshots().items():
         target = targets.get(name)
         signals[name] = {
             **{_label(q): snap.percentile(q) for q in QUANTILES},
-            "at_sla_percentile": snap.percentile(control.sla.percentile),
+            "at_sla_percentile": snap.percentile(sla.percentile),
             "target": target,
             "attainment": snap.attainment(target) if target is not None else None,
             "samples": snap.count,
         }
-    last = control.last
+    last = pool.last
     return {
         "time": time.time(),  # when this was read: the live page's clock and shed rate
-        "limit": limiter.limit,
-        "inflight": limiter.inflight,
+        "limit": pool.limit,
+        "inflight": pool.inflight,
         "queued": limiter.queued,
         "queued_by_priority": {p.value: n for p, n in limiter.queued_by_priority().items()},
         "epoch": limiter.epoch,
         "shed_total": _shed_total(state),
         "algorithm": settings.algorithm.value,
         "bounds": {"min": settings.min_limit, "max": settings.max_limit},
-        "sla_percentile": control.sla.percentile,
+        "sla_percentile": sla.percentile,
         "signals": {name: signals[name] for name in SIGNALS},
         "last_decision": None
         if last is None
@@ -103,6 +107,7 @@ def status_of(state: ProxyState) -> dict[str, Any]:
             "refused": state.connections.refused,
         },
         "draining": state.draining,
+        "upstreams": members.status(pool),
     }
 
 
@@ -118,28 +123,35 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    pool = state.pool
+    serving = [m for m in pool.members if m.serving]
+    now = pool.clock()
     ready = (
         not state.draining
-        and state.upstream.up
-        and (state.upstream.answered_within(_RECENT_SECONDS) or await _probe(state))
+        and bool(serving)
+        and (
+            any(m.last_ok is not None and now - m.last_ok <= _RECENT_SECONDS for m in serving)
+            or await _probe(state, serving[0])
+        )
     )
     body = {
         "ready": ready,
         "draining": state.draining,
         "upstream": state.settings.upstream_base,
-        "upstream_up": state.upstream.up,
+        "upstream_up": bool(serving),
+        "upstreams_serving": len(serving),
     }
     return web.json_response(body, status=200 if ready else 503)
 
 
-async def _probe(state: ProxyState) -> bool:
+async def _probe(state: ProxyState, member: Member) -> bool:
     with contextlib.suppress(aiohttp.ClientError, TimeoutError, RuntimeError):
         async with state.session.get(
-            f"{state.settings.upstream_base}/health",
+            f"{member.url}/health",
             timeout=aiohttp.ClientTimeout(total=2.0),
         ) as response:
             if response.status < 500:
-                state.upstream.record_ok()
+                state.pool.record(member, Event.ANSWERED)
                 return True
     return False
 

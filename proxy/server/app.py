@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,18 +15,28 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from proxy import factory
 from proxy.metrics import Metrics, MetricsListener
+from proxy.pool import Pool, Resolver
 from proxy.server import admin, forward
 from proxy.server.alertmanager import AlertmanagerClient, AlertPusher
 from proxy.server.connections import ClientLimits, ProxyRunner
 from proxy.server.errors import error_middleware
+from proxy.server.members import MemberMetrics
 from proxy.server.state import STATE, ProxyState
-from proxy.server.upstream import UpstreamHealth
+from proxy.server.upstream import prober, system_resolver
 from proxy.settings import Settings
 
+RESOLVER: web.AppKey[Resolver] = web.AppKey("resolver")
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> web.Application:
+
+def create_app(
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    *,
+    resolver: Resolver | None = None,
+) -> web.Application:
+    """`resolver`: the address look-up of DNS discovery (the host's by default; tests
+    inject their own)."""
     targets = settings.sla_targets()
     families = Metrics(
         registry or CollectorRegistry(),
@@ -33,21 +44,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         percentile=settings.sla_percentile,
         limit_bounds=(settings.min_limit, settings.max_limit),
     )
-    admission, alert = factory.admission(settings)
+    pool = Pool(settings, time.perf_counter)
     metrics = MetricsListener(families, targets)
-    admission.subscribe(metrics)
-    alert.on_update(metrics.alert_updated)
-    state = ProxyState(
-        settings,
-        admission,
-        alert,
-        metrics,
-        UpstreamHealth(settings.upstream_down_after, settings.upstream_probe_interval),
-    )
+    pool.subscribe(metrics)
+    pool.watch(MemberMetrics(families))
+    pool.alert.on_update(metrics.alert_updated)
+    state = ProxyState(settings, pool, metrics)
     # client_max_size is enforced by forward.read_body with a JSON 413; aiohttp's own
     # check would only apply to request.read(), which the proxy does not use.
     app = web.Application(middlewares=[error_middleware])
     app[STATE] = state
+    app[RESOLVER] = resolver or system_resolver()
     app.cleanup_ctx.append(_background)
     app.on_response_prepare.append(_last_headers)
     # [\s\S], not ".": a path whose escapes decode to a newline must reach the handler
@@ -90,12 +97,19 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         state.alert.on_update(
             lambda alert: pusher.update(alert.firing, alert.summary, alert.description)
         )
+    pool = state.pool
+    probe = prober(lambda: state.session, settings.upstream_probe_interval)
     tasks = [
-        asyncio.create_task(state.admission.run(), name="control-loop"),
+        asyncio.create_task(pool.run(), name="control-loop"),
         asyncio.create_task(
-            state.upstream.probe_forever(session, settings.upstream_base), name="upstream-probe"
+            pool.probe_forever(probe, settings.upstream_probe_interval), name="upstream-probe"
         ),
     ]
+    if pool.sources:
+        await pool.resolve_once(app[RESOLVER])  # the first members before the first request
+        tasks.append(
+            asyncio.create_task(pool.resolve_forever(app[RESOLVER]), name="upstream-resolve")
+        )
     try:
         yield
     finally:
@@ -148,10 +162,13 @@ class RunningProxy:
 
 @asynccontextmanager
 async def running_proxy(
-    settings: Settings, registry: CollectorRegistry | None = None
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    *,
+    resolver: Resolver | None = None,
 ) -> AsyncIterator[RunningProxy]:
     """Serve both ports until the block ends (port 0 picks free ports: for tests)."""
-    app = create_app(settings, registry)
+    app = create_app(settings, registry, resolver=resolver)
     state = app[STATE]
     data_limits = ClientLimits(
         header_timeout=settings.client_header_timeout,

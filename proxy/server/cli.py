@@ -21,6 +21,7 @@ from proxy.settings import Settings
 log = logging.getLogger("sla_proxy")
 
 _JSON_FIELDS = {"api_key_priorities"}
+_REPEATABLE_FIELDS = {"upstream"}  # given several times: a list (the pool's members)
 
 
 def option_name(field: str) -> str:
@@ -34,6 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
             option_name(name),
             dest=name,
             default=argparse.SUPPRESS,
+            action="append" if name in _REPEATABLE_FIELDS else "store",
             metavar=name.split("_")[-1].upper(),
             help=f"{field.description} [env PROXY_{name.upper()}; default {default!s}]",
         )
@@ -76,6 +78,8 @@ def _describe(error: Any) -> str:
     name = loc[0]
     where = f"{option_name(name)} / PROXY_{name.upper()}"
     value = error.get("input")
+    if isinstance(value, list):  # a repeated option: one value shown as it was given
+        value = value[0] if len(value) == 1 else None
     shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
     return f"{where}: {message}{shown}"
 
@@ -158,7 +162,7 @@ async def serve(settings: Settings) -> None:
         log.info(
             "sla-proxy forwarding %s -> %s; admin on %s (algorithm %s, limit %d in [%d, %d])",
             proxy.url,
-            settings.upstream_base,
+            ", ".join(spec.url for spec in settings.upstreams),
             proxy.admin_url,
             settings.algorithm.value,
             settings.initial_limit,

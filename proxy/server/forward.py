@@ -27,8 +27,10 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.admission import Ticket
+from proxy.core.ejection import Event
 from proxy.core.outcome import UpstreamErrorKind, status_error
 from proxy.errors import BadGateway, GatewayTimeout, ProxyError, UpstreamUnavailable
+from proxy.pool import Lease, Member
 from proxy.server.inbound import (
     QUEUE_HEADER,
     Plan,
@@ -44,7 +46,7 @@ from proxy.server.paths import Target, parse_target
 from proxy.server.reads import IdleTimeout, IdleWatch
 from proxy.server.shutdown import Cut, DrainDeadline
 from proxy.server.sse import SseRelay
-from proxy.server.state import STATE, ProxyState
+from proxy.server.state import CURRENT_MEMBER, STATE, ProxyState
 
 log = logging.getLogger("sla_proxy.forward")
 
@@ -80,23 +82,24 @@ async def _handle(
     target = parse_target(request.raw_path)
     body = await read_body(request, settings.max_body_bytes, settings.client_body_timeout)
     plan = plan_request(request.method, target.path, body, state.admitted_paths)
-    state.upstream.check()
+    state.pool.check()
     if not plan.admitted:
         return await _passthrough(request, state, target, plan, cut, arrived)
     priority = priority_of(request, settings)
-    async with state.admission.acquire(
+    async with state.pool.acquire(
         priority, queue_timeout_of(request, settings), streamed=plan.streamed
-    ) as ticket:
+    ) as lease:
         sent = time.perf_counter()
-        state.overhead.observe(max(0.0, sent - arrived - ticket.queued_seconds))
-        meter = RequestMeter(sent, streamed=plan.streamed, epoch=ticket.epoch)
+        state.overhead.observe(max(0.0, sent - arrived - lease.queued_seconds))
+        meter = RequestMeter(sent, streamed=plan.streamed, epoch=lease.ticket.epoch)
         try:
-            return await _forward(request, state, target, plan, cut, ticket, meter)
+            return await _forward(request, state, target, plan, cut, lease, meter)
         except asyncio.CancelledError:
             meter.left()
             raise
         finally:
-            ticket.report(meter.sample(time.perf_counter()))
+            # The ticket of the member it ended on (a fail-over moves it).
+            lease.ticket.report(meter.sample(time.perf_counter()))
 
 
 def _shutting_down(state: ProxyState) -> UpstreamUnavailable:
@@ -109,7 +112,7 @@ async def _passthrough(
     """Not a generation request: relayed as it is, no permit, no sample."""
     state.overhead.observe(max(0.0, time.perf_counter() - arrived))
     try:
-        upstream = await _send(request, state, target, plan.body)
+        upstream = await _dispatch(request, state, target, plan.body)
     except _UpstreamFailed as failed:
         raise failed.answer() from failed
     cut.relaying(upstream)
@@ -125,14 +128,15 @@ async def _forward(
     target: Target,
     plan: Plan,
     cut: Cut,
-    ticket: Ticket,
+    lease: Lease,
     meter: RequestMeter,
 ) -> web.StreamResponse:
     try:
-        upstream = await _send(request, state, target, plan.body)
+        upstream = await _dispatch(request, state, target, plan.body, lease, meter)
     except _UpstreamFailed as failed:
         meter.failed(failed.kind)
         raise failed.answer() from failed
+    ticket = lease.ticket
     cut.relaying(upstream)
     try:
         meter.answered(upstream.status)
@@ -151,16 +155,53 @@ async def _forward(
         upstream.close()
 
 
+async def _dispatch(
+    request: web.Request,
+    state: ProxyState,
+    target: Target,
+    body: bytes,
+    lease: Lease | None = None,
+    meter: RequestMeter | None = None,
+) -> aiohttp.ClientResponse:
+    """Send to the lease's member (a request without a permit: the member with the most
+    headroom); when it could not be reached at all, nothing went upstream, so once more
+    on another member. Nothing is retried once the request was sent."""
+    pool = state.pool
+    member = lease.member if lease is not None else pool.route()
+    if member is None:
+        raise pool.unavailable()
+    try:
+        return await _send(request, state, target, body, member)
+    except _UpstreamFailed as failed:
+        if not failed.unsent:
+            raise
+        now = time.perf_counter()
+        if lease is not None:
+            sent = meter.sent if meter is not None else now
+            if not lease.fail_over(now - sent):
+                raise
+            other: Member | None = lease.member
+            if meter is not None:  # measured from the second attempt, on its member
+                meter.sent, meter.epoch = now, lease.ticket.epoch
+        else:
+            other = pool.route(exclude=member)
+        if other is None or other is member:
+            raise
+    log.info("retrying on upstream %s", other.name)
+    return await _send(request, state, target, body, other)
+
+
 async def _send(
-    request: web.Request, state: ProxyState, target: Target, body: bytes
+    request: web.Request, state: ProxyState, target: Target, body: bytes, member: Member
 ) -> aiohttp.ClientResponse:
     """The upstream's response headers; a failure before them raises `_UpstreamFailed`."""
-    settings = state.settings
+    settings, pool = state.settings, state.pool
+    CURRENT_MEMBER.set(member)
     try:
         async with asyncio.timeout(settings.first_byte_timeout):
             upstream = await state.session.request(
                 request.method,
-                target.upstream_url(settings.upstream_base),
+                target.upstream_url(member.url),
                 headers=upstream_headers(request, state.forwarding),
                 data=body or None,
                 allow_redirects=False,
@@ -169,16 +210,17 @@ async def _send(
         log.warning("upstream sent no response within %g s", settings.first_byte_timeout)
         raise _failed(state, UpstreamErrorKind.TIMEOUT) from exc
     except aiohttp.ClientConnectorError as exc:
-        log.warning("cannot connect to the upstream %s: %s", settings.upstream_base, exc)
-        state.upstream.record_connect_failure()
-        raise _failed(state, UpstreamErrorKind.CONNECT) from exc
+        log.warning("cannot connect to the upstream %s: %s", member.url, exc)
+        pool.record(member, Event.CONNECT)
+        raise _failed(state, UpstreamErrorKind.CONNECT, unsent=True) from exc
     except aiohttp.ClientError as exc:
         # Accepted and then closed (or reset, or answered with garbage) before any
-        # response: as unable to serve as a refused connect, so it counts the same.
-        log.warning("upstream %s failed before answering: %r", settings.upstream_base, exc)
-        state.upstream.record_connect_failure()
+        # response: as unable to serve as a refused connect, so it counts the same
+        # (but the request may have reached it: never retried).
+        log.warning("upstream %s failed before answering: %r", member.url, exc)
+        pool.record(member, Event.CLOSED)
         raise _failed(state, UpstreamErrorKind.CONNECT) from exc
-    state.upstream.record_ok()
+    pool.record(member, Event.SERVER_ERROR if upstream.status >= 500 else Event.ANSWERED)
     return upstream
 
 
@@ -312,17 +354,19 @@ class _Stream(web.StreamResponse):
     _send_headers_immediately = False
 
 
-def _failed(state: ProxyState, kind: UpstreamErrorKind) -> _UpstreamFailed:
+def _failed(state: ProxyState, kind: UpstreamErrorKind, *, unsent: bool = False) -> _UpstreamFailed:
     state.upstream_error(kind)
-    return _UpstreamFailed(kind)
+    return _UpstreamFailed(kind, unsent=unsent)
 
 
 class _UpstreamFailed(Exception):
-    """The upstream failed: before answering, or mid-answer (silence, a closed connection)."""
+    """The upstream failed: before answering, or mid-answer (silence, a closed connection).
+    `unsent`: it could not be reached, so nothing of the request went upstream."""
 
-    def __init__(self, kind: UpstreamErrorKind) -> None:
+    def __init__(self, kind: UpstreamErrorKind, *, unsent: bool = False) -> None:
         super().__init__(kind.value)
         self.kind = kind
+        self.unsent = unsent
 
     def answer(self) -> ProxyError:
         message = _MESSAGES.get(self.kind, "The upstream server failed.")

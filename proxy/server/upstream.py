@@ -1,74 +1,61 @@
-"""Is the upstream there? Consecutive connect failures mark it down; while it is
-down new requests get 503 at once and a probe brings it back by itself."""
+"""aiohttp's side of the pool's health and discovery: the /health probe of a member
+out of rotation, the address look-up behind `--resolve-interval`, and the first
+member's health seen as one upstream's (what `/readyz` and older callers ask)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import time
+import socket
 from collections.abc import Callable
 
 import aiohttp
 
-from proxy.errors import UpstreamUnavailable
+from proxy.core.ejection import Event
+from proxy.pool import Member, Pool, Prober, Resolver
 
-log = logging.getLogger("sla_proxy.upstream")
+
+def prober(session: Callable[[], aiohttp.ClientSession], timeout: float) -> Prober:
+    """GET /health; any HTTP answer means it is there (`Member.probe_ok` decides)."""
+
+    async def probe(member: Member) -> bool:
+        try:
+            async with session().get(
+                f"{member.url}/health", timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                return member.probe_ok(response.status)
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    return probe
+
+
+def system_resolver() -> Resolver:
+    """The host's resolver (getaddrinfo): every TCP address, in the order given."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    return resolve
 
 
 class UpstreamHealth:
-    def __init__(
-        self,
-        down_after: int,
-        probe_interval: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._down_after = down_after
-        self._probe_interval = probe_interval
-        self._clock = clock
-        self._failures = 0
-        self._last_ok: float | None = None
-        self.up = True
-        self.changed = asyncio.Event()  # set on every up/down transition (for the probe)
+    """One member's health in the words of a single upstream."""
 
-    def check(self) -> None:
-        """Raise 503 while the upstream is known to be down."""
-        if not self.up:
-            raise UpstreamUnavailable(
-                "The upstream server is unreachable; retry after the indicated time.",
-                retry_after=self._probe_interval,
-            )
+    def __init__(self, pool: Pool, member: Member) -> None:
+        self._pool = pool
+        self._member = member
+
+    @property
+    def up(self) -> bool:
+        return self._member.up
 
     def record_ok(self) -> None:
-        self._failures = 0
-        self._last_ok = self._clock()
-        if not self.up:
-            log.warning("upstream is reachable again")
-            self.up = True
-            self.changed.set()
+        self._pool.record(self._member, Event.ANSWERED)
 
     def record_connect_failure(self) -> None:
-        self._failures += 1
-        if self.up and self._failures >= self._down_after:
-            log.error("upstream unreachable after %d consecutive connect failures", self._failures)
-            self.up = False
-            self.changed.set()
+        self._pool.record(self._member, Event.CONNECT)
 
     def answered_within(self, seconds: float) -> bool:
-        return self._last_ok is not None and self._clock() - self._last_ok <= seconds
-
-    async def probe_forever(self, session: aiohttp.ClientSession, base_url: str) -> None:
-        """While down, GET /health every probe interval; any HTTP answer means it is back
-        (a 5xx from a live server is the server's business, not a connect failure)."""
-        while True:
-            if self.up:
-                self.changed.clear()
-                await self.changed.wait()
-                continue
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(
-                    f"{base_url}/health", timeout=aiohttp.ClientTimeout(total=self._probe_interval)
-                ):
-                    self.record_ok()
-                    continue
-            await asyncio.sleep(self._probe_interval)
+        last = self._member.last_ok
+        return last is not None and self._pool.clock() - last <= seconds

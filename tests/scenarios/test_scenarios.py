@@ -188,6 +188,9 @@ def test_cli_knows_every_scenario_and_rejects_unknown_settings() -> None:
         "capacity-change",
         "replicas",
         "mixed-lengths",
+        "pool-heterogeneous",
+        "pool-member-dies",
+        "pool-member-added",
     }
     assert _parse_overrides(["backoff=0.8"]) == {"backoff": "0.8"}
     with pytest.raises(ValueError):

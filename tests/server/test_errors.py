@@ -141,7 +141,10 @@ async def test_a_cut_stream_ends_the_clients_stream_with_an_error(
         with pytest.raises(openai.APIError):
             async for _ in stream:
                 pass
-    assert metric(proxy.state, "proxy_upstream_errors_total", kind="stream_cut") == 1
+    member = proxy.state.pool.members[0].name
+    assert (
+        metric(proxy.state, "proxy_upstream_errors_total", upstream=member, kind="stream_cut") == 1
+    )
     requests = metric(
         proxy.state, "proxy_requests_total", outcome=Outcome.OVERLOAD.value, status_class="2xx"
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy.core.ejection import Reason
 from proxy.core.outcome import Outcome, UpstreamErrorKind
 from proxy.errors import ShedReason
 from proxy.limiter import Priority
@@ -32,6 +33,7 @@ def series(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
 
 async def test_labelled_series_are_zero_before_any_event(proxy: RunningProxy) -> None:
     samples = await scrape(proxy)
+    (member,) = proxy.state.pool.members
     expected = [
         *(
             series("proxy_requests_total", outcome=o.value, status_class=c)
@@ -44,7 +46,15 @@ async def test_labelled_series_are_zero_before_any_event(proxy: RunningProxy) ->
             for p in Priority
         ),
         *(series("proxy_arrivals_total", priority=p.value) for p in Priority),
-        *(series("proxy_upstream_errors_total", kind=k.value) for k in UpstreamErrorKind),
+        *(
+            series("proxy_upstream_errors_total", upstream=member.name, kind=k.value)
+            for k in UpstreamErrorKind
+        ),
+        *(
+            series("proxy_upstream_ejections_total", upstream=member.name, reason=r.value)
+            for r in Reason
+        ),
+        series("proxy_upstream_requests_total", upstream=member.name),
         *(series("proxy_queue_depth", priority=p.value) for p in Priority),
     ]
     missing = [key for key in expected if key not in samples]
