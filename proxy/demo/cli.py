@@ -41,8 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     # it can meet at some concurrency, so both members have a knee of their own.
     parser.add_argument("--sla-ttft", type=float, default=1.0, help="P90 TTFT target, s")
     parser.add_argument("--sla-tpot", type=float, default=0.1, help="P90 TPOT target, s")
-    parser.add_argument("--clients-low", type=int, default=96, help="demo load, phase 1")
-    parser.add_argument("--clients-high", type=int, default=640, help="demo load, phase 2")
+    parser.add_argument("--clients-low", type=int, default=48, help="demo load, phase 1")
+    parser.add_argument("--clients-high", type=int, default=256, help="demo load, phase 2")
     parser.add_argument("--phase-seconds", type=float, default=60.0, help="length of each phase")
     parser.add_argument("--no-load", action="store_true", help="no demo load, just serve")
 
