@@ -93,7 +93,9 @@ def test_the_proxy_gets_one_named_upstream_per_member() -> None:
         "h100-llama3-8b=http://127.0.0.1:9000",
         "dgx-spark-llama3-8b=http://127.0.0.1:9001",
     ]
-    assert argv[0] == "serve" and argv[argv.index("--sla-tpot") + 1] == "0.2"
+    assert argv[argv.index("--sla-tpot") + 1] == "0.2"
+    serve = build_parser("serve").parse_args(["serve", *argv])  # what `sla-proxy serve` takes
+    assert (serve.port, serve.sla_tpot) == ("9100", "0.2")
 
 
 def _member(name: str, limit: int, up: bool = True, **p90: float | None) -> dict[str, Any]:

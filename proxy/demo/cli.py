@@ -70,9 +70,9 @@ def members(args: argparse.Namespace) -> list[tuple[str, str, int]]:
 
 
 def proxy_argv(args: argparse.Namespace) -> list[str]:
-    """The proxy's command line: one `--upstream name=url` per member, as an operator
-    would write it for `sla-proxy serve`."""
-    argv = ["serve"]
+    """The options of `sla-proxy serve` for the demo: one `--upstream name=url` per
+    member, as an operator would write them."""
+    argv: list[str] = []
     for name, _, port in members(args):
         argv += ["--upstream", f"{name}=http://127.0.0.1:{port}"]
     argv += [
@@ -86,13 +86,14 @@ def proxy_argv(args: argparse.Namespace) -> list[str]:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    from proxy.cli import build_parser
     from proxy.server.app import running_proxy
-    from proxy.server.cli import SettingsError, settings_from_args, wait_for_signal
+    from proxy.server.cli import SettingsError, configure, settings_from_args, wait_for_signal
 
     # Parsed exactly as `sla-proxy serve` parses it, so the demo runs what an operator runs.
+    serve = argparse.ArgumentParser(prog="sla-proxy serve")
+    configure(serve)
     try:
-        settings = settings_from_args(build_parser("serve").parse_args(proxy_argv(args)))
+        settings = settings_from_args(serve.parse_args(proxy_argv(args)))
     except SettingsError as exc:
         raise SystemExit("sla-proxy run: " + "\n".join(exc.problems)) from None
     async with _simulator(args), running_proxy(settings) as proxy:
