@@ -29,7 +29,7 @@ cut: the evidence after it is gathered afresh, under the new limit.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from proxy.core.controller import Cause, Decision, Observation, Policy
 from proxy.core.evidence import Finding, Kind, binomial_sf, examine
@@ -70,10 +70,10 @@ class AIMDController:
         # threshold). Evidence of twice the headroom near it means the engine got
         # faster: the ceiling is forgotten.
         self.ceiling: int | None = None
-        # The breach episode: the concurrency and quantiles at its first decrease; and
-        # whether it turned out not to depend on concurrency (then: hold, do not cut).
-        self.episode: tuple[int, dict[str, float], float] | None = None
-        self.floor = False
+        # The breach episode (its decreases so far), and until when a verdict that it
+        # does not depend on concurrency holds the limit (then: hold, do not cut).
+        self.episode: _Episode | None = None
+        self.floor_until: float | None = None
         self.label = label_of(self.policy.percentile)
 
     def decide(self, obs: Observation) -> Decision:
@@ -89,7 +89,10 @@ class AIMDController:
             return Decision(limit, Cause.DEAD_TIME, text, details)
         over = {name: f for name, f in findings.items() if f.kind is Kind.OVER}
         overloaded = self._overloaded(obs)
-        if over and self.floor:
+        if self.floor_until is not None and obs.now >= self.floor_until:
+            # The verdict was made under the engine of its time; test it again.
+            self.episode, self.floor_until = None, None
+        if over and self.floor_until is not None:
             seen = "; ".join(self._describe(obs, n, f) for n, f in over.items())
             text = f"{seen}, and fewer requests did not help: holding at {limit}"
             return Decision(limit, Cause.FLOOR, text, details)
@@ -115,7 +118,8 @@ class AIMDController:
                 obs.signals[n].concurrency_headroom(f.factor) for n, f in findings.items()
             )
             growth = min(MAX_GROWTH, 1.0 + (headroom - 1.0) / 2.0)
-            growth = self._below_ceiling(limit, growth, headroom)
+            binding = obs.queued > 0 or obs.peak_inflight >= limit
+            growth = self._below_ceiling(limit, growth, headroom, binding)
             seen = "; ".join(self._describe(obs, n, f) for n, f in findings.items())
         elif obs.completed >= policy.min_samples:  # no target measured: only failures limit
             growth = MAX_GROWTH
@@ -124,7 +128,7 @@ class AIMDController:
             text = f"{obs.completed} fresh outcomes, too few to judge: holding at {limit}"
             return Decision(limit, Cause.INCONCLUSIVE, text, details)
         details["growth_factor"] = round(growth, 4)
-        self.episode, self.floor = None, False  # every signal under target: breach over
+        self.episode, self.floor_until = None, None  # every signal under target: breach over
         new = min(
             policy.max_limit,
             max(limit + self.increase_step, math.floor(limit * growth + _EPSILON)),
@@ -133,14 +137,19 @@ class AIMDController:
             return Decision(limit, Cause.HEADROOM, f"{seen}: at the ceiling {limit}", details)
         return Decision(new, Cause.HEADROOM, f"{seen}: {limit} -> {new}", details)
 
-    def _below_ceiling(self, limit: int, growth: float, headroom: float) -> float:
+    def _below_ceiling(self, limit: int, growth: float, headroom: float, binding: bool) -> float:
         ceiling = self.ceiling
         if ceiling is None:
             return growth
         near = self.backoff * ceiling
-        if limit >= near and headroom >= 2.0:
-            self.ceiling = None  # the knee moved up: grow as freely as at the start
-            return growth
+        # Twice the headroom at the old knee says it moved up (a faster engine, shorter
+        # answers), but only evidence from the limit itself (it bound: requests queued,
+        # or all of it in use), never from a lull at a lower concurrency. Even then the
+        # limit probes past the old knee by 1 / backoff per decision, the ratio of a
+        # marginal cut: latency can jump at a cliff the linear model cannot see (the
+        # engine's own max_num_seqs), and what overshoots it waits inside the engine.
+        if limit >= near and headroom >= 2.0 and binding:
+            return min(growth, 1.0 / self.backoff)
         if limit >= near:
             return 1.0  # additive probing near the last knee
         return min(growth, max(1.0, near / limit))
@@ -173,36 +182,30 @@ class AIMDController:
         if over:
             quantiles = {n: f.quantile or 0.0 for n, f in over.items()}
             if self.episode is None:
-                self.episode = (base, quantiles, obs.good_rate)
-            elif self._unresponsive(limit, quantiles):
-                # Halving the limit did not lower the latency: the engine is slow at any
-                # concurrency (a throttled GPU, a latency floor over the target), so no
-                # limit meets the SLA. Serve the most requests that still meet it: keep
-                # whichever of the two limits served more of them, and hold there while
-                # the breach lasts.
-                start, _, start_rate = self.episode
-                self.floor = True
-                keep = start if start_rate > obs.good_rate else limit
+                self.episode = _Episode(obs.now, base, obs.good_rate)
+            elif self.episode.unresponsive(limit, quantiles):
+                # Halving the limit did not lower the latency below any level seen in
+                # this episode: the engine is slow at any concurrency (a throttled GPU,
+                # a latency floor over the target), so no limit meets the SLA. Serve the
+                # most requests that still meet it: keep whichever of the two limits
+                # served more of them, and hold there. The verdict expires after nine
+                # times the episode's length, so re-testing it costs at most a tenth of
+                # the time (an engine that changed since is then seen as it is now).
+                episode = self.episode
+                self.floor_until = obs.now + 9.0 * max(obs.now - episode.began, 1.0)
+                keep = episode.start if episode.rate > obs.good_rate else limit
                 text = (
-                    f"{seen}, as at {start} in flight: the latency floor is over target "
-                    f"({obs.good_rate:.2f}/s within it here, {start_rate:.2f}/s at {start})"
+                    f"{seen}, as at {episode.start} in flight: the latency floor is over "
+                    f"target ({obs.good_rate:.2f}/s within it here, {episode.rate:.2f}/s "
+                    f"at {episode.start})"
                 )
                 return Decision(keep, Cause.FLOOR, f"{text}: {limit} -> {keep}", details)
+            self.episode.cuts.append(quantiles)
         new = max(policy.min_limit, min(limit - 1, math.floor(base * factor + _EPSILON)))
         self.ceiling = base
         if new >= limit:
             return Decision(limit, cause, f"{seen}: limit at its floor {limit}", details)
         return Decision(new, cause, f"{seen}: {limit} -> {new}", details)
-
-    def _unresponsive(self, limit: int, quantiles: dict[str, float]) -> bool:
-        """At most half the concurrency the episode began at, and every signal's
-        quantile still within a tenth of what it was then (the proportional model
-        expects it halved; an engine with a large fixed part still shows a clear drop)."""
-        assert self.episode is not None
-        start, before, _ = self.episode
-        return limit <= start // 2 and all(
-            q >= 0.9 * before.get(name, math.inf) for name, q in quantiles.items()
-        )
 
     def _overloaded(self, obs: Observation) -> bool:
         policy = self.policy
@@ -228,3 +231,25 @@ class AIMDController:
             details[f"{name}_misses"] = f.misses
             details[f"{name}_count"] = f.count
         return details
+
+
+@dataclass
+class _Episode:
+    """A breach episode: when and at what concurrency it began, the good rate then, and
+    the quantiles each of its decreases saw."""
+
+    began: float
+    start: int
+    rate: float
+    cuts: list[dict[str, float]] = field(default_factory=list)
+
+    def unresponsive(self, limit: int, quantiles: dict[str, float]) -> bool:
+        """At most half the concurrency the episode began at, and every signal's
+        quantile still within a tenth of what each decrease saw (the proportional model
+        expects it halved; an engine with a large fixed part still shows a clear drop).
+        Every decrease, not just the first: an engine that slowed down mid-episode
+        shows a higher latency at its later decreases, and relief relative to those is
+        relief."""
+        return limit <= self.start // 2 and all(
+            q >= 0.9 * cut.get(name, math.inf) for cut in self.cuts for name, q in quantiles.items()
+        )

@@ -123,8 +123,17 @@ def examine(ev: SignalEvidence, percentile: float, confidence: float, min_sample
     misses, count = ev.misses(), ev.count
     quantile = ev.quantile(percentile)
     if misses > 0 and binomial_sf(misses, count, allowance) <= risk:
+        # How far over. The quantile's ratio is what a latency proportional to
+        # concurrency needs; but a request still in flight counts at its age so far,
+        # a lower bound of its latency, and past a cliff (the engine's own
+        # max_num_seqs, a full KV cache) those waiting requests are many and their
+        # latency unknown. So the requests still waiting past the target also bound
+        # the cut: if a share w of what is in flight waits past it, at most
+        # (1 - w) / (1 - allowance) of the concurrency is served within it.
         factor = ev.target / quantile if quantile else 1.0
-        return Finding(Kind.OVER, min(1.0, factor), misses, count, quantile, "binomial")
+        waiting = sum(1 for age in ev.pending if age > ev.target)
+        share = (1.0 - waiting / count) / (1.0 - allowance)
+        return Finding(Kind.OVER, min(1.0, factor, share), misses, count, quantile, "binomial")
     estimate = 0.0 if misses else _estimate(ev, min_samples)
     headroom, how = _headroom(ev, allowance, risk, percentile, confidence, min_samples)
     if headroom >= 1.0:

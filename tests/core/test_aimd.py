@@ -102,10 +102,20 @@ def test_after_a_breach_growth_stops_short_of_the_old_knee(make_obs: ObsFactory)
     assert c.decide(make_obs(limit=90, signals=ttft([0.2] * 100))).limit == 91
 
 
-def test_twice_the_headroom_near_the_old_knee_forgets_it(make_obs: ObsFactory) -> None:
+def test_twice_the_headroom_near_the_old_knee_probes_past_it(make_obs: ObsFactory) -> None:
     c = aimd(backoff=0.9)
     breached(c, make_obs, limit=100)
-    assert c.decide(make_obs(limit=95, signals=ttft([0.05] * 100))).limit == 190
+    assert c.decide(make_obs(limit=95, signals=ttft([0.05] * 100))).limit == 105
+    assert c.decide(make_obs(limit=105, signals=ttft([0.05] * 100))).limit == 116
+
+
+def test_a_lull_below_the_limit_does_not_forget_the_old_knee(make_obs: ObsFactory) -> None:
+    c = aimd(backoff=0.9)
+    breached(c, make_obs, limit=100)
+    # Fast, but measured at 80 in flight under a limit of 95 with nothing queued: that
+    # says nothing about 95, so the probing near the old knee stays additive.
+    lull = make_obs(limit=95, peak_inflight=80, signals=ttft([0.05] * 100))
+    assert c.decide(lull).limit == 96
 
 
 def test_slow_start_acts_on_a_handful_of_requests(make_obs: ObsFactory) -> None:
@@ -140,6 +150,31 @@ def test_halving_without_relief_stays_low_when_low_serves_more(make_obs: ObsFact
     c.decide(make_obs(limit=66, signals=slow))
     kept = c.decide(make_obs(limit=44, signals=slow, good_rate=3.0))
     assert (kept.limit, kept.cause) == (44, Cause.FLOOR)
+
+
+def test_an_engine_that_slowed_mid_episode_is_relieved_by_the_later_cut(
+    make_obs: ObsFactory,
+) -> None:
+    c = aimd()
+    c.decide(make_obs(limit=100, signals=ttft([0.45] * 10), good_rate=5.0))  # -> 66
+    # The engine slowed meanwhile: twice the latency at 66, cut to 33.
+    assert c.decide(make_obs(limit=66, signals=ttft([0.9] * 10))).limit == 33
+    # At 33, no better than at 100, but much better than at 66: the limit works.
+    later = c.decide(make_obs(limit=33, signals=ttft([0.5] * 10)))
+    assert (later.cause, later.direction) == (Cause.SLA_BREACH, Direction.DOWN)
+
+
+def test_the_floor_verdict_is_tested_again_later(make_obs: ObsFactory) -> None:
+    c = aimd()
+    slow = ttft([0.45] * 10)
+    c.decide(make_obs(limit=100, signals=slow, good_rate=5.0, now=0.0))
+    c.decide(make_obs(limit=66, signals=slow, now=1.0))
+    verdict = c.decide(make_obs(limit=44, signals=slow, good_rate=2.0, now=2.0))
+    assert (verdict.limit, verdict.cause) == (100, Cause.FLOOR)
+    # The episode took 2 s, so the verdict holds for 18 s more, then it is re-tested.
+    assert c.decide(make_obs(limit=100, signals=slow, now=19.0)).cause is Cause.FLOOR
+    retest = c.decide(make_obs(limit=100, signals=slow, now=20.0))
+    assert (retest.cause, retest.limit) == (Cause.SLA_BREACH, 66)
 
 
 def test_upstream_failures_cut_by_the_backoff(make_obs: ObsFactory) -> None:

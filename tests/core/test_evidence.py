@@ -35,6 +35,15 @@ def test_binomial_tails_match_hand_computed_values() -> None:
     assert binomial_cdf(10, 10, 0.1) == 1.0 and binomial_sf(0, 10, 0.1) == 1.0
 
 
+def test_many_requests_waiting_past_the_target_cut_by_their_share() -> None:
+    # Half of what is in flight still waits past the 1 s target (an engine queue past a
+    # cliff): their ages bound the P90 at only 1.2 s, but at most half the concurrency
+    # is being served, so the cut is to 0.5 / 0.9 of it, not to 1 / 1.2.
+    f = finding(SignalEvidence(1.0, old([0.5] * 50), pending=(1.2,) * 50))
+    assert f.kind is Kind.OVER
+    assert f.factor == pytest.approx(0.5 / 0.9)
+
+
 def test_tolerance_factor_is_close_to_the_exact_one() -> None:
     # Exact one-sided 95% / P90 normal tolerance factors: 3.41 (n=5), 2.35 (n=10).
     assert tolerance_factor(5, 0.9, 0.95) == pytest.approx(3.41, rel=0.02)
