@@ -6,13 +6,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 UPSTREAM_PORT ?= 8000
+PROFILES      ?= h100-llama3-8b,dgx-spark-llama3-8b
 PORT          ?= 8080
 ADMIN_PORT    ?= 9464
 
 .PHONY: run test lint unit tools bench scenarios e2e-vllm clean help
 
 help:
-	@echo "make run       simulator + proxy in front of it, live limit table (Ctrl-C stops both)"
+	@echo "make run       a pool of two simulated engines (H100 + DGX Spark) behind the proxy, live limits per member (Ctrl-C stops all)"
 	@echo "make test      lint + the whole test suite (installs the Debian tools it runs, as root)"
 	@echo "make lint      ruff + mypy + the layer contract (import-linter)"
 	@echo "make bench     benchmarks (sweeps, proxy overhead) against the simulator"
@@ -26,7 +27,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m proxy run --upstream-port $(UPSTREAM_PORT) --port $(PORT) --admin-port $(ADMIN_PORT)
+	$(BIN)/python -m proxy run --profiles $(PROFILES) --upstream-port $(UPSTREAM_PORT) --port $(PORT) --admin-port $(ADMIN_PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check proxy tests

@@ -1,6 +1,7 @@
 """A vLLM stand-in: continuous batching over a paged KV cache, timed by a roofline.
 
-Command line: `sla-proxy sim --port P [--host H] [--profile NAME] [--speed X] [--seed N]`.
+Command line: `sla-proxy sim --port P [--host H] [--profile NAME] [--speed X] [--seed N]`;
+a pool in one process with `--engines N` (ports P..P+N-1) or repeated `--engine PROFILE[:PORT]`.
 Routes as vLLM's OpenAI server: /v1/models, /v1/chat/completions, /v1/completions
 (streamed or not), /health, /metrics (vllm:* names); plus /sim/faults (GET/POST/DELETE)
 and /sim/state.

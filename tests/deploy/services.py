@@ -202,7 +202,9 @@ def start_alertmanager(work: Path, webhook_url: str) -> tuple[Process, str]:
     return process, url
 
 
-def start_prometheus(work: Path, alertmanager: str, targets: dict[str, str]) -> tuple[Process, str]:
+def start_prometheus(
+    work: Path, alertmanager: str, targets: dict[str, list[str]]
+) -> tuple[Process, str]:
     """Scrapes and evaluates every second, with the real rules file unchanged."""
     binary = require("prometheus")
     port = free_port()
@@ -215,8 +217,8 @@ def start_prometheus(work: Path, alertmanager: str, targets: dict[str, str]) -> 
             ]
         },
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}]}
-            for job, target in targets.items()
+            {"job_name": job, "static_configs": [{"targets": list(addresses)}]}
+            for job, addresses in targets.items()
         ],
     }
     path = work / "prometheus.yml"

@@ -1,14 +1,18 @@
-"""The whole observability path on loopback: simulator -> proxy -> Prometheus (the real
+"""The whole observability path on loopback: a pool of two simulated engines (one
+simulator process) -> the proxy (one `--upstream` per engine) -> Prometheus (the real
 rules) -> Alertmanager (the real routing) -> a webhook, plus a bounded load to drive the
-proxy into overload. Shared by the alerting end-to-end test and the dashboard test."""
+proxy into overload, and an episode where one member is ejected and re-admitted. Shared
+by the alerting end-to-end test and the dashboard test."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,8 @@ from tests.deploy.services import (
     Process,
     Webhook,
     free_port,
+    poll,
+    prom_api,
     start_alertmanager,
     start_prometheus,
 )
@@ -120,15 +126,20 @@ class Episode:
     load_statuses: collections.Counter[int | str]
 
 
+MEMBERS = 2  # simulated engines behind the proxy, given as bare URLs (named host:port)
+
+
 @dataclass
 class Stack:
     work: Path
     webhook: Webhook
     processes: list[Process] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
+    members: dict[str, str] = field(default_factory=dict)  # upstream label -> engine URL
     started_at: float = 0.0
     loaded: bool = False
     episode: Episode | None = None
+    member_out: bool = False
 
     @property
     def proxy_admin(self) -> str:
@@ -159,18 +170,20 @@ def start_stack(work: Path) -> Stack:
         alertmanager, stack.urls["alertmanager"] = start_alertmanager(work, webhook.url)
         stack.processes.append(alertmanager)
         python = [sys.executable, "-m", "proxy"]
-        sim_port, port, admin_port = free_port(), free_port(), free_port()
-        sim = Process.start(
-            "sim", [*python, "sim", f"--port={sim_port}", "--speed=20"], work, cwd=REPO
-        )
+        sim_ports = [free_port() for _ in range(MEMBERS)]
+        port, admin_port = free_port(), free_port()
+        engines = [f"--engine=h100-llama3-8b:{sim_port}" for sim_port in sim_ports]
+        sim = Process.start("sim", [*python, "sim", *engines, "--speed=20"], work, cwd=REPO)
         stack.processes.append(sim)
-        sim.wait_http_ok(f"http://127.0.0.1:{sim_port}/health")
+        for sim_port in sim_ports:
+            url = stack.members[f"127.0.0.1:{sim_port}"] = f"http://127.0.0.1:{sim_port}"
+            sim.wait_http_ok(f"{url}/health")
         proxy = Process.start(
             "proxy",
             [
                 *python,
                 "serve",
-                f"--upstream=http://127.0.0.1:{sim_port}",
+                *(f"--upstream={url}" for url in stack.members.values()),
                 f"--port={port}",
                 f"--admin-port={admin_port}",
                 f"--alertmanager-url={stack.urls['alertmanager']}",
@@ -186,7 +199,10 @@ def start_stack(work: Path) -> Stack:
         prometheus, stack.urls["prometheus"] = start_prometheus(
             work,
             stack.urls["alertmanager"],
-            {"sla-proxy": f"127.0.0.1:{admin_port}", "vllm": f"127.0.0.1:{sim_port}"},
+            {
+                "sla-proxy": [f"127.0.0.1:{admin_port}"],
+                "vllm": [f"127.0.0.1:{sim_port}" for sim_port in sim_ports],
+            },
         )
         stack.processes.append(prometheus)
     except BaseException:
@@ -217,3 +233,51 @@ def overload_episode(stack: Stack) -> Episode:
         load.stop()
     stack.episode = Episode(firing, load.statuses)
     return stack.episode
+
+
+def _set_faults(sim_url: str, faults: dict[str, object] | None) -> None:
+    """POST /sim/faults (or DELETE them all) on one engine of the simulator."""
+    request = urllib.request.Request(
+        f"{sim_url}/sim/faults",
+        data=None if faults is None else json.dumps(faults).encode(),
+        method="DELETE" if faults is None else "POST",
+        headers={"content-type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+def member_out_episode(stack: Stack) -> None:
+    """Once per stack: the last member accepts connections and closes them without an answer
+    while a light load runs, until Prometheus has seen the proxy eject it; then it heals
+    and is seen back in rotation (bounded). The other member serves throughout."""
+    if stack.member_out:
+        return
+    stack.member_out = True
+    member = list(stack.members)[-1]
+
+    def scalar(query: str) -> float | None:
+        result = prom_api(stack.prometheus, "query", query=query)["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    load = stack.load(concurrency=4, max_seconds=60)
+    _set_faults(stack.members[member], {"refuse": True})
+    load.start()
+    try:
+        poll(
+            lambda: (
+                (scalar(f'sum(proxy_upstream_ejections_total{{upstream="{member}"}})') or 0) > 0
+                and scalar(f'proxy_upstream_up{{upstream="{member}"}}') == 0
+            ),
+            40,
+            f"Prometheus to see {member} ejected\nload: {load.statuses}\n{stack.logs()}",
+        )
+    finally:
+        _set_faults(stack.members[member], None)
+    try:
+        poll(
+            lambda: scalar(f'proxy_upstream_up{{upstream="{member}"}}') == 1,
+            40,
+            f"Prometheus to see {member} back in rotation\n{stack.logs()}",
+        )
+    finally:
+        load.stop()

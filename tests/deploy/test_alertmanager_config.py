@@ -29,6 +29,8 @@ def test_amtool_accepts_the_config() -> None:
     [
         (["alertname=SLAProxyCapacityExceeded", "severity=critical"], "pager"),
         (["alertname=SLAProxyHighShedRatio", "severity=warning"], "ticket"),
+        (["alertname=SLAProxyUpstreamEjected", "severity=warning", "upstream=b"], "ticket"),
+        (["alertname=SLAProxyPoolUnavailable", "severity=critical"], "pager"),
         (["alertname=Other"], "ticket"),
     ],
 )
@@ -75,4 +77,40 @@ def test_capacity_alert_inhibits_the_shed_warning_of_its_instance(alertmanager: 
         ("SLAProxyCapacityExceeded", "a:9464"): "active",
         ("SLAProxyHighShedRatio", "a:9464"): "suppressed",
         ("SLAProxyHighShedRatio", "b:9464"): "active",
+    }
+
+
+@pytest.mark.services
+def test_pool_unavailable_inhibits_the_member_alerts_of_its_instance(alertmanager: str) -> None:
+    def alert(name: str, severity: str, instance: str, upstream: str = "") -> dict[str, object]:
+        labels = {"alertname": name, "severity": severity, "instance": instance}
+        if upstream:
+            labels["upstream"] = upstream
+        return {"labels": labels, "annotations": {"summary": name}}
+
+    body = [
+        alert("SLAProxyPoolUnavailable", "critical", "a:9464"),
+        alert("SLAProxyUpstreamEjected", "warning", "a:9464", "h100"),
+        alert("SLAProxyUpstreamEjected", "warning", "b:9464", "spark"),
+    ]
+    request = urllib.request.Request(
+        f"{alertmanager}/api/v2/alerts",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+    def states() -> dict[tuple[str, str], str] | None:
+        _, raw = http_get(f"{alertmanager}/api/v2/alerts")
+        found = {
+            (a["labels"]["alertname"], a["labels"]["instance"]): a["status"]["state"]
+            for a in json.loads(raw or b"[]")
+        }
+        return found if "suppressed" in found.values() and len(found) == 3 else None
+
+    assert poll(states, 20, "an inhibited alert") == {
+        ("SLAProxyPoolUnavailable", "a:9464"): "active",
+        ("SLAProxyUpstreamEjected", "a:9464"): "suppressed",
+        ("SLAProxyUpstreamEjected", "b:9464"): "active",
     }

@@ -1,6 +1,7 @@
 """The Grafana dashboard: valid against @grafana/schema's Dashboard type, portable (a
-datasource variable, no hard-coded instance), complete, and every query runs against a
-real Prometheus that scraped the proxy and the simulator under load."""
+datasource variable, no hard-coded instance), complete (per pool member too), and every
+query runs against a real Prometheus that scraped the proxy in front of a pool of two
+simulated engines under load, one of them ejected and re-admitted."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import yaml
 
 from tests.deploy.paths import GRAFANA, REPO
 from tests.deploy.services import prom_api
-from tests.deploy.stack import Stack, overload_episode
+from tests.deploy.stack import Stack, member_out_episode, overload_episode
 from tests.deploy.test_prometheus_rules import exported_names
 from tests.helpers.tools import require
 
@@ -27,7 +28,22 @@ DASHBOARD = GRAFANA / "dashboards" / "sla-proxy.json"
 SCHEMA_PACKAGE = Path(__file__).parent / "grafana-schema"
 CACHE = REPO / ".cache" / "grafana-schema"  # gitignored; npm installs here
 # Grafana's variables, as the test stands them in for a query to Prometheus directly.
-SUBSTITUTIONS = {"$__rate_interval": "10s", "$instance": ".+", "$model": ".+"}
+SUBSTITUTIONS = {
+    "$__rate_interval": "10s",
+    "$instance": ".+",
+    "$model": ".+",
+    "$upstream": ".+",
+}
+# The pool contract's per-member families (label `upstream`): every pool panel reads one.
+POOL_FAMILIES = {
+    "Limit per upstream": "proxy_upstream_concurrency_limit",
+    "In-flight per upstream": "proxy_upstream_inflight_requests",
+    "P90 TTFT per upstream": "proxy_upstream_latency_seconds",
+    "P90 TPOT per upstream": "proxy_upstream_latency_seconds",
+    "P90 E2E per upstream": "proxy_upstream_latency_seconds",
+    "Upstreams up and ejections": "proxy_upstream_ejections_total",
+    "Requests/s per upstream": "proxy_upstream_requests_total",
+}
 
 Validator = Callable[[Path], subprocess.CompletedProcess[str]]
 
@@ -152,6 +168,37 @@ def test_dashboard_has_the_operator_panels() -> None:
         assert f'proxy_sla_target_seconds{{instance=~"$instance", signal="{signal}"}}' in exprs
 
 
+def test_pool_panels_show_each_member_by_its_upstream_label() -> None:
+    by_title = {panel["title"]: panel for panel in _panels()}
+    rows = [panel["title"] for panel in _dashboard()["panels"] if panel["type"] == "row"]
+    assert "Pool members" in rows
+    for title, family in POOL_FAMILIES.items():
+        exprs = [target["expr"] for target in by_title[title]["targets"]]
+        member = [expr for expr in exprs if "proxy_upstream_" in expr]
+        assert any(family in expr for expr in member), (title, family)
+        for expr in member:  # one line per member, filtered by the upstream variable
+            assert "by (upstream" in expr, expr
+            assert 'upstream=~"$upstream"' in expr, expr
+    for signal, title in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "E2E")):
+        exprs = " ".join(t["expr"] for t in by_title[f"P90 {title} per upstream"]["targets"])
+        assert f'signal="{signal}", quantile="0.9"' in exprs
+        assert f'proxy_sla_target_seconds{{instance=~"$instance", signal="{signal}"}}' in exprs
+    up = " ".join(t["expr"] for t in by_title["Upstreams up and ejections"]["targets"])
+    assert "max by (upstream) (proxy_upstream_up{" in up
+    # the pool-level stat counts members in rotation: one member out is not "down"
+    stat = " ".join(t["expr"] for t in by_title["Upstreams up"]["targets"])
+    assert "sum(proxy_upstream_up{" in stat and "proxy_pool_members{" in stat
+
+
+def test_the_upstream_variable_lists_the_members_of_the_chosen_proxies() -> None:
+    variables = {var["name"]: var for var in _dashboard()["templating"]["list"]}
+    upstream = variables["upstream"]
+    assert upstream["query"]["query"] == (
+        'label_values(proxy_upstream_concurrency_limit{instance=~"$instance"}, upstream)'
+    )
+    assert upstream["includeAll"] and upstream["allValue"] == ".+"
+
+
 def test_dashboard_uses_only_metrics_the_proxy_exports() -> None:
     used = {name for expr in _exprs() for name in re.findall(r"\bproxy_[a-z0-9_]+", expr)}
     assert used <= exported_names(), used - exported_names()
@@ -175,7 +222,8 @@ def test_provisioning_loads_the_dashboards_directory_and_prometheus() -> None:
 @pytest.mark.services
 @pytest.mark.timeout(240)
 def test_every_panel_query_returns_data_from_real_prometheus(stack: Stack) -> None:
-    overload_episode(stack)  # the proxy and the simulator under load, scraped each second
+    overload_episode(stack)  # the proxy and the pool of two engines under load, scraped each second
+    member_out_episode(stack)  # one member ejected and re-admitted: the ejection series exist
     failures = []
     for expr in _exprs():
         query = expr

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import urllib.parse
 from typing import Any
 
 import yaml
@@ -37,6 +38,17 @@ def _env() -> dict[str, str]:
 def _settings() -> Settings:
     values = {key.removeprefix("PROXY_").lower(): value for key, value in _env().items()}
     return Settings.model_validate(values)
+
+
+def _upstream_entries() -> list[tuple[str, urllib.parse.SplitResult]]:
+    """PROXY_UPSTREAM as the contract reads it: comma-separated `name=url` or bare URLs."""
+    entries = []
+    for entry in _env()["PROXY_UPSTREAM"].split(","):
+        name, sep, url = entry.partition("=")
+        if not sep or "://" in name:
+            name, url = "", entry
+        entries.append((name, urllib.parse.urlsplit(url)))
+    return entries
 
 
 def test_kustomization_references_existing_files() -> None:
@@ -120,3 +132,36 @@ def test_prometheusrule_generator_reports_it_up_to_date() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_vllm_is_a_headless_service_of_ready_pods() -> None:
+    service = _load("vllm-service.yaml")
+    assert "vllm-service.yaml" in _load("kustomization.yaml")["resources"]
+    assert service["kind"] == "Service" and service["apiVersion"] == "v1"
+    spec = service["spec"]
+    assert spec["clusterIP"] == "None"  # DNS answers one A record per pod: the pool
+    assert spec.get("publishNotReadyAddresses", False) is False  # loading replicas stay out
+    assert spec["selector"], "a headless Service without a selector resolves to nothing"
+    # the proxy's own Service must not select vLLM pods, nor the other way round
+    proxy_pods = _load("deployment.yaml")["spec"]["template"]["metadata"]["labels"]
+    assert not spec["selector"].items() <= proxy_pods.items()
+    assert not _load("service.yaml")["spec"]["selector"].items() <= spec["selector"].items()
+    # clients of a headless Service dial the pod directly: no port remapping
+    for port in spec["ports"]:
+        assert port["targetPort"] == port["port"], port
+
+
+def test_the_proxy_upstream_is_the_headless_service_re_resolved() -> None:
+    service = _load("vllm-service.yaml")
+    (entry,) = _upstream_entries()  # one hostname, many members: DNS makes the pool
+    name, url = entry
+    assert url.scheme == "http" and url.hostname == service["metadata"]["name"]
+    assert url.port in {port["port"] for port in service["spec"]["ports"]}
+    assert name, "a named entry gives members stable, readable names: vllm@<ip>:<port>"
+    assert float(_env()["PROXY_RESOLVE_INTERVAL"]) > 0
+    assert _settings().resolve_interval == float(_env()["PROXY_RESOLVE_INTERVAL"])
+
+
+def test_one_proxy_fronts_the_pool() -> None:
+    # two proxies sharing the replicas would each take their whole capacity for its own
+    assert _load("deployment.yaml")["spec"]["replicas"] == 1

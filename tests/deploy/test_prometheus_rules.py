@@ -113,7 +113,8 @@ def test_required_alerts_exist() -> None:
         "SLAProxySLOBurnRateSlow",
         "SLAProxyLimitAtFloor",
         "SLAProxyHighShedRatio",
-        "SLAProxyUpstreamDown",
+        "SLAProxyUpstreamEjected",
+        "SLAProxyPoolUnavailable",
         "SLAProxyDown",
         "SLAProxyQueueSaturated",
     }

@@ -163,4 +163,4 @@ cd "$ROOT"
 # Pass-through first: quick, and it is what everything else stands on.
 "$PROJECT_PY" -m pytest -v -rs -p no:cacheprovider "$@" \
     tests/e2e_vllm/test_vllm_passthrough.py tests/e2e_vllm/test_vllm_responses.py \
-    tests/e2e_vllm/test_vllm_admission.py
+    tests/e2e_vllm/test_vllm_pool.py tests/e2e_vllm/test_vllm_admission.py
