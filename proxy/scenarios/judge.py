@@ -34,6 +34,9 @@ REFINE = (0.8, 1.25)
 ORACLE_GRID = (0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.2)
 ORACLE_REFINE = (0.93, 1.07)
 CALIBRATION_SECONDS = 40.0
+# The goals (issue 9): each case at least 0.90 of its oracle with every set signal's
+# client P90 within 1.1 x its target.
+CASE_RATIO, P90_ALLOWANCE = 0.90, 1.10
 MAX_LIMIT = 4096
 BAND = 0.15  # the cold-start goal: within 15% of the oracle limit...
 COLD_RATE = 20.0  # ...in 10 s, at this many requests/s offered or more
@@ -50,7 +53,11 @@ class CaseResult:
     best_fixed: float
     adaptive: float
     p90_ratio: dict[str, float | None]  # adaptive client P90 / target, per set signal
+    # The same for the oracle's run: where even the best static choice misses a target
+    # (a length shift that puts the latency floor over it), no controller can meet it,
+    # and the adaptive run is held to the oracle's P90 instead.
     shed: float
+    oracle_p90_ratio: dict[str, float | None] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -63,8 +70,29 @@ class CaseResult:
         return max(values, default=0.0)
 
     @property
+    def beats_no_proxy(self) -> bool:
+        """At least as many good requests as no proxy, up to two Poisson standard
+        deviations of no proxy's count over the span (a margin from the statistics of
+        a count, not a tuned one)."""
+        seconds = self.case.duration - self.case.warmup
+        count = self.no_proxy * seconds
+        return self.adaptive * seconds >= count - 2.0 * math.sqrt(count)
+
+    @property
+    def p90_held(self) -> bool:
+        """Every set signal's client P90 within the allowance of its target, or (when
+        the oracle misses that too) of the oracle's."""
+        for signal, value in self.p90_ratio.items():
+            if value is None:
+                continue
+            allowed = max(1.0, self.oracle_p90_ratio.get(signal) or 0.0)
+            if value > P90_ALLOWANCE * allowed:
+                return False
+        return True
+
+    @property
     def passed(self) -> bool:
-        ok = self.ratio >= 0.9 and self.worst_p90 <= 1.1
+        ok = self.ratio >= CASE_RATIO and self.p90_held
         if "cold_reached_s" in self.extra:
             reached = self.extra["cold_reached_s"]
             ok &= reached is not None and reached <= 10.0 and self.extra["cold_shed"] == 0
@@ -81,6 +109,9 @@ class CaseResult:
             "adaptive": round(self.adaptive, 2),
             "ratio": round(self.ratio, 3),
             "worst client P90 / target": round(self.worst_p90, 3),
+            "oracle's": round(
+                max((v for v in self.oracle_p90_ratio.values() if v), default=0.0), 3
+            ),
             "shed %": round(100 * self.shed, 1),
             **{k: v for k, v in self.extra.items()},
             "passed": self.passed,
@@ -178,10 +209,19 @@ def judge(case: Case) -> CaseResult:
         no_proxy=no_proxy,
         best_fixed=best_fixed,
         adaptive=good(adaptive),
-        p90_ratio={
-            s: (None if (v := p90_of(adaptive.requests, s, span)) is None else round(v / t, 3))
-            for s, t in targets.items()
-        },
+        p90_ratio=_p90_ratios(adaptive, targets, span),
+        oracle_p90_ratio=_p90_ratios(
+            direct if no_proxy > best_fixed else fixed[top], targets, span
+        ),
         shed=shed_ratio(adaptive.requests, span),
         extra=extra,
     )
+
+
+def _p90_ratios(
+    result: RunResult, targets: dict[str, float], span: Span
+) -> dict[str, float | None]:
+    return {
+        s: (None if (v := p90_of(result.requests, s, span)) is None else round(v / t, 3))
+        for s, t in targets.items()
+    }

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from proxy.scenarios.battery import PROFILES, SHAPES, SLA_KINDS, generate
-from proxy.scenarios.judge import judge
+from proxy.scenarios.judge import CaseResult, judge
 
 
 def test_the_battery_covers_every_profile_sla_kind_and_shape() -> None:
@@ -33,3 +33,33 @@ def test_a_scaled_down_case_stays_near_its_oracle(index: int) -> None:
     assert result.oracle > 0
     assert result.ratio >= 0.8, result.row()
     assert result.worst_p90 <= 1.25, result.row()
+
+
+def _result(**values: object) -> CaseResult:
+    fields: dict[str, object] = {
+        "case": generate(0, 1)[0],
+        "capacity": 10.0,
+        "knee": 10,
+        "oracle_limit": 10,
+        "oracle": 10.0,
+        "no_proxy": 1.0,
+        "best_fixed": 10.0,
+        "adaptive": 10.0,
+        "p90_ratio": {"ttft": 1.0},
+        "shed": 0.0,
+    }
+    return CaseResult(**{**fields, **values})  # type: ignore[arg-type]
+
+
+def test_a_p90_over_the_allowance_fails_unless_the_oracle_misses_it_too() -> None:
+    assert not _result(p90_ratio={"ttft": 1.2}).passed
+    assert _result(p90_ratio={"ttft": 1.2}, oracle_p90_ratio={"ttft": 1.5}).passed
+    assert not _result(p90_ratio={"ttft": 1.8}, oracle_p90_ratio={"ttft": 1.5}).passed
+
+
+def test_fewer_good_requests_than_no_proxy_beyond_count_noise_is_caught() -> None:
+    seconds = _result().case.duration - _result().case.warmup
+    count = 10.0 * seconds
+    noise = 2.0 * count**0.5 / seconds  # two Poisson sd, per second
+    assert _result(no_proxy=10.0, adaptive=10.0 - 0.9 * noise).beats_no_proxy
+    assert not _result(no_proxy=10.0, adaptive=10.0 - 1.1 * noise).beats_no_proxy
