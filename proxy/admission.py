@@ -18,13 +18,14 @@ block ends, however it ends.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from types import TracebackType
 
 from proxy.control import ControlLoop, Tick
 from proxy.core.outcome import Flight, Sample
 from proxy.core.sla import Verdict
 from proxy.errors import Shed, ShedReason
-from proxy.limiter import Limiter, Permit, Priority
+from proxy.limiter import Limiter, Permit, PermitEntry, Priority
 
 
 class Listener:
@@ -119,22 +120,8 @@ class _Entry:
         self._ticket: Ticket | None = None
 
     async def __aenter__(self) -> Ticket:
-        admission, priority = self._admission, self._priority
-        listeners = admission.listeners
-        for listener in listeners:
-            listener.arrived(priority)
-        try:
-            permit = await self._inner.__aenter__()
-        except Shed as shed:
-            for listener in listeners:
-                listener.shed(priority, shed.reason)
-            raise
-        except asyncio.CancelledError:
-            for listener in listeners:
-                listener.abandoned(priority)
-            raise
-        for listener in listeners:
-            listener.admitted(priority, permit.queued_seconds)
+        admission = self._admission
+        permit = await enter_told(self._inner, self._priority, admission.listeners)
         self._ticket = Ticket(admission, permit, self._streamed)
         return self._ticket
 
@@ -183,3 +170,25 @@ class Admission:
 
 
 __all__ = ["Admission", "Listener", "Ticket"]
+
+
+async def enter_told(
+    entry: PermitEntry, priority: Priority, listeners: Sequence[Listener]
+) -> Permit:
+    """Enter `entry` (wait for the permit), telling `listeners` the request arrived and
+    then whether it was admitted, shed or abandoned while it queued."""
+    for listener in listeners:
+        listener.arrived(priority)
+    try:
+        permit = await entry.__aenter__()
+    except Shed as shed:
+        for listener in listeners:
+            listener.shed(priority, shed.reason)
+        raise
+    except asyncio.CancelledError:
+        for listener in listeners:
+            listener.abandoned(priority)
+        raise
+    for listener in listeners:
+        listener.admitted(priority, permit.queued_seconds)
+    return permit

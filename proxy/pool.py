@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from proxy import factory
-from proxy.admission import Admission, Listener, Ticket
+from proxy.admission import Admission, Listener, Ticket, enter_told
 from proxy.control import Tick
 from proxy.core.controller import Cause, Decision, Direction, Observation
 from proxy.core.dispatch import Slot, choose, pool_limit
@@ -38,7 +38,7 @@ from proxy.core.outcome import Outcome, Sample, UpstreamErrorKind
 from proxy.core.resolve import diff, is_address, member_name, member_url
 from proxy.core.sla import SIGNALS, Sla, Verdict
 from proxy.core.window import WindowSnapshot
-from proxy.errors import Shed, UpstreamUnavailable
+from proxy.errors import UpstreamUnavailable
 from proxy.limiter import Limiter, Permit, PermitEntry, Priority
 from proxy.settings import Settings, UpstreamSpec
 
@@ -198,22 +198,8 @@ class _Entry:
         self._lease: Lease | None = None
 
     async def __aenter__(self) -> Lease:
-        pool, priority = self._pool, self._priority
-        listeners = pool.listeners
-        for listener in listeners:
-            listener.arrived(priority)
-        try:
-            permit = await self._inner.__aenter__()
-        except Shed as shed:
-            for listener in listeners:
-                listener.shed(priority, shed.reason)
-            raise
-        except asyncio.CancelledError:
-            for listener in listeners:
-                listener.abandoned(priority)
-            raise
-        for listener in listeners:
-            listener.admitted(priority, permit.queued_seconds)
+        pool = self._pool
+        permit = await enter_told(self._inner, self._priority, pool.listeners)
         member = pool.select()
         if member is None:  # every member left rotation while it queued
             await self._inner.__aexit__(None, None, None)
