@@ -339,18 +339,7 @@ class Harness:
                         _failure(UpstreamErrorKind.STREAM_CUT, streamed, ticket.epoch, cut)
                     )
                     return
-                ticket.report(
-                    Sample(
-                        outcome=Outcome.SUCCESS,
-                        status=200,
-                        e2e=record.e2e,
-                        ttft=record.ttft,
-                        output_tokens=record.output_tokens,
-                        prompt_tokens=record.prompt_tokens,
-                        epoch=ticket.epoch,
-                        streamed=streamed,
-                    )
-                )
+                ticket.report(_success(record, ticket.epoch, streamed))
         except Shed:
             record.shed = True
         except UpstreamUnavailable:
@@ -376,18 +365,7 @@ class Harness:
                 record.queued = ticket.queued_seconds
                 await self._generate(record, ticket, replica)
                 assert record.e2e is not None
-                ticket.report(
-                    Sample(
-                        outcome=Outcome.SUCCESS,
-                        status=200,
-                        e2e=record.e2e,
-                        ttft=record.ttft,
-                        output_tokens=record.output_tokens,
-                        prompt_tokens=record.prompt_tokens,
-                        epoch=ticket.epoch,
-                        streamed=self.config.load.streamed,
-                    )
-                )
+                ticket.report(_success(record, ticket.epoch, self.config.load.streamed))
         except Shed:
             record.shed = True
 
@@ -559,3 +537,18 @@ __all__ = [
     "run",
     "simulate",
 ]
+
+
+def _success(record: RequestRecord, epoch: int, streamed: bool) -> Sample:
+    """The sample of an answer the engine finished, as the server's meter makes it."""
+    assert record.e2e is not None
+    return Sample(
+        outcome=Outcome.SUCCESS,
+        status=200,
+        e2e=record.e2e,
+        ttft=record.ttft,
+        output_tokens=record.output_tokens,
+        prompt_tokens=record.prompt_tokens,
+        epoch=epoch,
+        streamed=streamed,
+    )
