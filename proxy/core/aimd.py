@@ -9,7 +9,9 @@ Each decision reads the findings of `proxy.core.evidence` for every targeted sig
   its target is limit x target / quantile; the cut is that, at least `backoff`
   (a marginal breach still moves the limit) and at most halving (the quantile may
   be a censored lower bound, or one burst); the share of requests still waiting past
-  the target bounds it too (`evidence.examine`);
+  the target bounds it too (`evidence.examine`). A breach right after a growth goes
+  back to the concurrency that growth was measured at (every signal was under
+  target there, so the knee lies between), at most halving;
 - otherwise, while a decrease has not taken effect (more in flight than the new
   limit: the engine still holds the old limit's requests), hold: dead time;
 - otherwise, when the limit is used and every signal is conclusively UNDER with a
@@ -19,9 +21,12 @@ Each decision reads the findings of `proxy.core.evidence` for every targeted sig
   h = (target - floor) / (target / g - floor), at most doubling, at least the
   additive step. Halfway, because near its knee an engine's latency curve bends
   upwards (the prefill budget and the KV cache saturate): the slope ahead is steeper
-  than the slope behind, and a full step would overshoot. After a breach the
-  concurrency that breached is a ceiling: free growth up to backoff x it, probing
-  from there (`_below_ceiling`);
+  than the slope behind, and a full step would overshoot. The growth applies to the
+  concurrency that ran (a lull's latency says nothing about a limit it did not
+  use), and only when the headroom proves room for at least one step: near its
+  target the limit holds rather than probe on no evidence. After a breach the
+  concurrency that breached is a ceiling: free growth up to backoff x it (or from
+  where the last growth was measured), probing from there (`_below_ceiling`);
 - a breach that halving does not relieve is a latency floor: hold the better of the
   two limits for a while (cause FLOOR);
 - otherwise hold: idle, or the evidence is not conclusive yet.
@@ -75,6 +80,11 @@ class AIMDController:
         # threshold). Evidence of twice the headroom near it means the engine got
         # faster: the ceiling is forgotten.
         self.ceiling: int | None = None
+        # Where the probing starts (None: backoff x the ceiling), and the concurrency at
+        # which every signal was last seen under target (the last growth's, or a hold's
+        # for want of room).
+        self.near: int | None = None
+        self.proven: int | None = None
         # The breach episode (its decreases so far), and until when a verdict that it
         # does not depend on concurrency holds the limit (then: hold, do not cut).
         self.episode: _Episode | None = None
@@ -127,16 +137,25 @@ class AIMDController:
             growth = self._below_ceiling(limit, growth, headroom, binding)
             seen = "; ".join(self._describe(obs, n, f) for n, f in findings.items())
         elif obs.completed >= policy.min_samples:  # no target measured: only failures limit
-            growth = MAX_GROWTH
+            growth = headroom = MAX_GROWTH
             seen = f"no SLA signal to judge, no overload in {obs.completed} fresh outcomes"
         else:
             text = f"{obs.completed} fresh outcomes, too few to judge: holding at {limit}"
             return Decision(limit, Cause.INCONCLUSIVE, text, details)
+        # The evidence was measured at the concurrency that ran, not at the limit: a
+        # lull's latency says nothing about a limit above what it used. So growth is
+        # applied to that concurrency, and only when it proves room for a step: under
+        # the proportional model a limit L' needs a headroom of L' / (what ran).
+        ran = limit if obs.queued else min(limit, max(obs.inflight, obs.peak_inflight))
+        self.proven = ran
+        if findings and headroom * ran < limit + self.increase_step:
+            text = f"{seen}: measured at {ran} in flight, no room proven past {limit}"
+            return Decision(limit, Cause.HEADROOM, text, details)
         details["growth_factor"] = round(growth, 4)
         self.episode, self.floor_until = None, None  # every signal under target: breach over
         new = min(
             policy.max_limit,
-            max(limit + self.increase_step, math.floor(limit * growth + _EPSILON)),
+            max(limit + self.increase_step, math.floor(ran * growth + _EPSILON)),
         )
         if new <= limit:
             return Decision(limit, Cause.HEADROOM, f"{seen}: at the ceiling {limit}", details)
@@ -146,7 +165,7 @@ class AIMDController:
         ceiling = self.ceiling
         if ceiling is None:
             return growth
-        near = self.backoff * ceiling
+        near = self.backoff * ceiling if self.near is None else self.near
         # From backoff x the old knee up to it, the limit probes by what the evidence
         # proves, by at most 1 / backoff per decision (the ratio of a marginal cut, so
         # one breach undoes one probe), and at most halfway to the knee: the knee is
@@ -212,8 +231,16 @@ class AIMDController:
                 )
                 return Decision(keep, Cause.FLOOR, f"{text}: {limit} -> {keep}", details)
             self.episode.cuts.append(quantiles)
-        new = max(policy.min_limit, min(limit - 1, math.floor(base * factor + _EPSILON)))
-        self.ceiling = base
+        new = math.floor(base * factor + _EPSILON)
+        self.ceiling, self.near = base, None
+        if self.proven is not None and self.proven < new:
+            # The breach came after a growth from `proven`, where every signal was under
+            # target: the knee lies between, so the cut goes back there (at most
+            # halving), as TCP's slow start halves on a loss to the last window that
+            # went through, and the way up from there is probed, not taken freely.
+            new = self.near = max(self.proven, math.floor(base * MAX_CUT + _EPSILON))
+        self.proven = None
+        new = max(policy.min_limit, min(limit - 1, new))
         if new >= limit:
             return Decision(limit, cause, f"{seen}: limit at its floor {limit}", details)
         return Decision(new, cause, f"{seen}: {limit} -> {new}", details)

@@ -134,24 +134,27 @@ def examine(ev: SignalEvidence, percentile: float, confidence: float, min_sample
         waiting = sum(1 for age in ev.pending if age > ev.target)
         share = (1.0 - waiting / count) / (1.0 - allowance)
         return Finding(Kind.OVER, min(1.0, factor, share), misses, count, quantile, "binomial")
-    estimate = 0.0 if misses else _estimate(ev, min_samples)
+    estimate = 0.0 if misses else _estimate(ev, allowance, min_samples)
     headroom, how = _headroom(ev, allowance, risk, percentile, confidence, min_samples)
     if headroom >= 1.0:
         return Finding(Kind.UNDER, headroom, misses, count, quantile, how, estimate)
     return Finding(Kind.INCONCLUSIVE, 1.0, misses, count, quantile, "", estimate)
 
 
-def _estimate(ev: SignalEvidence, min_samples: int) -> float:
-    """The largest headroom g at which a handful of requests sent at least target / g
-    ago all met target / g: no proof, only the absence of any counter-example (what
-    slow start acts on). The same cohort rule as the proofs: requests too young to
-    have missed are not counted as having met it."""
+def _estimate(ev: SignalEvidence, allowance: float, min_samples: int) -> float:
+    """The largest headroom g at which the point estimate of the quantile, from at
+    least `min_samples` requests sent target / g ago or earlier, is under target / g
+    (at most the allowance of them over it, waiting ones included): no proof, what
+    slow start acts on. The same cohort rule as the proofs: requests too young to
+    have missed are not counted. (Asking that none of them miss instead, the
+    estimate of a P90 is the maximum of a handful: one long answer stops growth.)"""
     for g in HEADROOM_STEPS:
         threshold = ev.target / g
-        if any(age >= threshold for age in ev.pending):
-            continue
         values = [v for age, v in ev.resolved if age >= threshold] + list(ev.partial)
-        if len(values) >= min_samples and max(values) <= threshold:
+        late = sum(1 for age in ev.pending if age >= threshold)
+        n = len(values) + late
+        misses = late + sum(1 for v in values if v > threshold)
+        if n >= min_samples and misses <= allowance * n:
             return g
     return 0.0
 

@@ -40,8 +40,25 @@ def test_growth_never_more_than_doubles(make_obs: ObsFactory) -> None:
 def test_near_the_target_grows_by_the_step(make_obs: ObsFactory) -> None:
     c = aimd(increase_step=2)
     breached(c, make_obs)
-    d = c.decide(make_obs(limit=32, signals=ttft([0.29] * 200)))
+    d = c.decide(make_obs(limit=32, signals=ttft([0.26] * 200)))  # headroom 1.1 proven
     assert (d.limit, d.cause) == (34, Cause.HEADROOM)
+
+
+def test_grows_only_when_the_evidence_proves_room_for_the_step(make_obs: ObsFactory) -> None:
+    # Under the target, but not by the 6% a step of 2 from 32 needs: holding, not
+    # probing on no evidence.
+    c = aimd(increase_step=2)
+    breached(c, make_obs)
+    d = c.decide(make_obs(limit=32, signals=ttft([0.29] * 200)))
+    assert (d.limit, d.cause) == (32, Cause.HEADROOM)
+    assert "no room proven" in d.reason
+
+
+def test_growth_is_applied_to_what_ran_not_to_the_limit(make_obs: ObsFactory) -> None:
+    # Headroom 2 measured with 40 in flight under a limit of 48, nothing queued: the
+    # evidence is about 40, so the limit grows to halfway past 40 (60), not past 48.
+    d = aimd().decide(make_obs(limit=48, peak_inflight=40))
+    assert d.limit == 60
 
 
 def test_holds_while_the_evidence_is_inconclusive(make_obs: ObsFactory) -> None:
@@ -121,8 +138,21 @@ def test_a_lull_below_the_limit_does_not_forget_the_old_knee(make_obs: ObsFactor
 
 
 def test_slow_start_acts_on_a_handful_of_requests(make_obs: ObsFactory) -> None:
-    few = ttft([0.05, 0.2, 0.1, 0.25, 0.15])  # too spread to prove, but none missed yet
+    few = ttft([0.05, 0.14, 0.1, 0.12, 0.08])  # too spread to prove, but all under T / 2
     assert aimd().decide(make_obs(limit=8, signals=few)).direction is Direction.UP
+
+
+def test_a_breach_after_growth_goes_back_to_where_the_growth_was_measured(
+    make_obs: ObsFactory,
+) -> None:
+    # Slow start doubled 64 -> 128 on evidence measured at 64; the breach at 128 says the
+    # knee lies between: back to 64 (not a marginal 0.9 x 128), and from there the way
+    # up is probed by at most 1 / backoff a decision, not retaken freely.
+    c = aimd(backoff=0.9)
+    assert c.decide(make_obs(limit=64, signals=ttft([0.01] * 100))).limit == 128
+    marginal = ttft([0.1] * 700 + [0.31] * 300)
+    assert c.decide(make_obs(limit=128, signals=marginal)).limit == 64
+    assert c.decide(make_obs(limit=64, signals=ttft([0.01] * 100))).limit == 71
 
 
 def test_after_a_breach_a_handful_is_not_enough(make_obs: ObsFactory) -> None:

@@ -99,3 +99,15 @@ def test_young_requests_do_not_count_for_growth() -> None:
 
 def test_no_evidence_is_inconclusive() -> None:
     assert finding(SignalEvidence(1.0, ())).kind is Kind.INCONCLUSIVE
+
+
+def test_slow_start_estimate_is_the_percentile_point_estimate() -> None:
+    # 19 requests at a fifth of the target and one at 0.6 of it: the proofs show only
+    # headroom 1.5, but the point estimate of the P90 (at most a tenth of the cohort
+    # above it) is under a quarter of the target: what slow start may act on.
+    ev = SignalEvidence(1.0, old([0.2] * 19 + [0.6]))
+    f = finding(ev)
+    assert (f.kind, f.factor, f.estimate) == (Kind.UNDER, 1.5, 4.0)
+    # Requests still waiting past a threshold count against it; those too young to
+    # have missed it are not counted at all.
+    assert finding(SignalEvidence(1.0, ev.resolved, pending=(0.3,) * 3)).estimate == 3.0
