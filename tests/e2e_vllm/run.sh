@@ -26,7 +26,10 @@ MODEL=$CACHE/tiny-llama
 MODEL_STAMP=$MODEL/.sla-proxy-built
 MODEL_NAME=tiny-llama
 MAX_MODEL_LEN=2048
-READY_TIMEOUT=${SLA_PROXY_VLLM_READY_TIMEOUT:-180}
+# A first start on a fresh machine imports torch and vLLM from a cold page cache and
+# profiles the KV cache: over 180 s on a busy 2-core machine (seen). The wait fails at
+# once if vLLM exits, so a long bound costs only when it hangs.
+READY_TIMEOUT=${SLA_PROXY_VLLM_READY_TIMEOUT:-600}
 STOP_TIMEOUT=15
 
 T0=$SECONDS
