@@ -23,7 +23,7 @@ Each decision reads the findings of `proxy.core.evidence` for every targeted sig
   upwards (the prefill budget and the KV cache saturate): the slope ahead is steeper
   than the slope behind, and a full step would overshoot. The growth applies to the
   concurrency that ran (a lull's latency says nothing about a limit it did not
-  use), and only when the headroom proves room for at least one step: near its
+  use), and only when the headroom proves room past the limit: near its
   target the limit holds rather than probe on no evidence. After a breach the
   concurrency that breached is a ceiling: free growth up to backoff x it (or from
   where the last growth was measured), probing from there (`_below_ceiling`);
@@ -144,11 +144,11 @@ class AIMDController:
             return Decision(limit, Cause.INCONCLUSIVE, text, details)
         # The evidence was measured at the concurrency that ran, not at the limit: a
         # lull's latency says nothing about a limit above what it used. So growth is
-        # applied to that concurrency, and only when it proves room for a step: under
-        # the proportional model a limit L' needs a headroom of L' / (what ran).
+        # applied to that concurrency, and only when it proves room past the limit:
+        # under the proportional model a limit L needs a headroom of L / (what ran).
         ran = limit if obs.queued else min(limit, max(obs.inflight, obs.peak_inflight))
         self.proven = ran
-        if findings and headroom * ran < limit + self.increase_step:
+        if findings and headroom * ran <= limit:
             text = f"{seen}: measured at {ran} in flight, no room proven past {limit}"
             return Decision(limit, Cause.HEADROOM, text, details)
         details["growth_factor"] = round(growth, 4)

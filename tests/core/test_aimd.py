@@ -44,8 +44,8 @@ def test_near_the_target_grows_by_the_step(make_obs: ObsFactory) -> None:
     assert (d.limit, d.cause) == (34, Cause.HEADROOM)
 
 
-def test_grows_only_when_the_evidence_proves_room_for_the_step(make_obs: ObsFactory) -> None:
-    # Under the target, but not by the 6% a step of 2 from 32 needs: holding, not
+def test_grows_only_when_the_evidence_proves_room_past_the_limit(make_obs: ObsFactory) -> None:
+    # Under the target, but with no headroom proven past it: holding at the limit, not
     # probing on no evidence.
     c = aimd(increase_step=2)
     breached(c, make_obs)
