@@ -83,7 +83,6 @@ class ControlLoop:
         self.last: Tick | None = None
         self.flights: dict[Flight, None] = {}  # insertion-ordered set
         self.queue_budget = queue_timeout
-        self._epoch_started = clock()  # when the limit last changed
 
     # --- one request's life ---------------------------------------------------
     def admit(self, epoch: int, streamed: bool) -> Flight:
@@ -131,12 +130,11 @@ class ControlLoop:
             signals=self.windows.evidence(now, epoch, self.sla.targets, self.flights),
             completed=counts.completed,
             overloaded=counts.overload,
-            good_rate=counts.met / max(now - self._epoch_started, 1e-9),
+            good_rate=counts.rate(now),
         )
         decision = self.controller.decide(observation)
         if decision.limit != previous:
             limiter.set_limit(decision.limit)
-            self._epoch_started = now
             log.info(
                 "limit %d -> %d (%s): %s", previous, decision.limit, decision.cause, decision.reason
             )

@@ -222,6 +222,14 @@ class AIMDController:
                 # times the episode's length, so re-testing it costs at most a tenth of
                 # the time (an engine that changed since is then seen as it is now).
                 episode = self.episode
+                if obs.completed < policy.min_samples:
+                    # Which limit serves more is a rate not measured yet here: the first
+                    # outcomes under this limit take a service time to arrive.
+                    text = (
+                        f"{seen}, as at {episode.start} in flight: holding at {limit} until "
+                        f"{policy.min_samples} outcomes here tell which limit serves more"
+                    )
+                    return Decision(limit, Cause.INCONCLUSIVE, text, details)
                 self.floor_until = obs.now + 9.0 * max(obs.now - episode.began, 1.0)
                 keep = episode.start if episode.rate > obs.good_rate else limit
                 text = (

@@ -109,6 +109,15 @@ class OutcomeCounts:
     success: int = 0
     overload: int = 0
     met: int = 0  # of the successes, those within every SLA target
+    # Start of the oldest time slot holding one of them: the counts are what arrived
+    # over [since, now] (inf: none yet).
+    since: float = math.inf
+
+    def rate(self, now: float) -> float:
+        """Met outcomes per second over the span they arrived in. Not over the epoch's
+        whole age: a young epoch's first outcomes take a service time to arrive, and
+        an old one's expire from the horizon, and either would bias it low."""
+        return self.met / max(now - self.since, 1e-9) if self.met else 0.0
 
     @property
     def completed(self) -> int:
@@ -164,6 +173,7 @@ class OutcomeCounter:
             sum(b.success for b in fresh),
             sum(b.overload for b in fresh),
             sum(b.met for b in fresh),
+            min((b.start for b in fresh), default=math.inf),
         )
 
     def _expire(self, now: float) -> None:

@@ -175,6 +175,21 @@ def test_halving_without_relief_keeps_the_limit_that_served_more(
     assert (held.limit, held.cause) == (100, Cause.FLOOR)
 
 
+def test_which_limit_serves_more_waits_for_outcomes_at_the_lower_one(
+    make_obs: ObsFactory,
+) -> None:
+    c = aimd()
+    slow = ttft([0.45] * 10)
+    assert c.decide(make_obs(limit=100, signals=slow, good_rate=5.0)).limit == 66
+    assert c.decide(make_obs(limit=66, signals=slow)).limit == 44
+    # Latency evidence at 44 is in, but no request admitted under it has finished:
+    # its good rate is not measured yet (0 is not a measurement), so hold, no verdict.
+    early = c.decide(make_obs(limit=44, signals=slow, completed=0))
+    assert (early.limit, early.cause) == (44, Cause.INCONCLUSIVE)
+    later = c.decide(make_obs(limit=44, signals=slow, good_rate=2.0))
+    assert (later.limit, later.cause) == (100, Cause.FLOOR)
+
+
 def test_halving_without_relief_stays_low_when_low_serves_more(make_obs: ObsFactory) -> None:
     c = aimd()
     slow = ttft([0.45] * 10)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from proxy.core.outcome import Flight, Outcome, Sample
 from proxy.core.stats import nearest_rank
-from proxy.core.window import LatencyWindow, OutcomeCounter, SignalWindows
+from proxy.core.window import LatencyWindow, OutcomeCounter, OutcomeCounts, SignalWindows
 
 latencies = st.lists(
     st.floats(min_value=0, max_value=1e4, allow_nan=False, allow_infinity=False),
@@ -214,3 +214,15 @@ def test_a_signal_this_traffic_never_measures_is_left_out() -> None:
     whole = Flight(sent=19.5, epoch=0, streamed=False)
     ev = windows.evidence(20.0, 0, {"ttft": 0.3, "e2e": 2.0}, [whole])
     assert set(ev) == {"e2e"}
+
+
+def test_the_good_rate_is_over_the_span_the_outcomes_arrived_in() -> None:
+    # An epoch begun at 0 whose first outcomes arrive at 10 s (a service time later):
+    # 20 met in [10, 20) is 2/s, not 1/s over the epoch's age; and outcomes that
+    # expired from the horizon no longer count in the span either.
+    counter = OutcomeCounter(horizon=30.0, slots=30)
+    for i in range(20):
+        counter.add(False, 10.0 + i * 0.5, epoch=1, met=True)
+    assert counter.counts(20.0, min_epoch=1).rate(20.0) == pytest.approx(2.0)
+    assert counter.counts(100.0, min_epoch=1).rate(100.0) == 0.0
+    assert OutcomeCounts().rate(5.0) == 0.0
