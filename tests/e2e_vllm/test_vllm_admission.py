@@ -7,7 +7,7 @@ knee, and serve more requests within it than no proxy at the same load.
    reversed every round, so a slow phase of the machine spreads over every level
    instead of bending the curve; each level's P90 TPOT is the median over rounds.
    The target is the P90 TPOT measured at the knee concurrency KNEE.
-3. The load is clearly past the knee, OVERLOAD = 2 x KNEE clients, so the limit has
+3. The load is clearly past the knee, OVERLOAD = 4 x KNEE clients, so the limit has
    to bind. A cold proxy first settles under it; then short segments direct and
    through the proxy alternate in the order D P P D D P ..., so that a drift of the
    machine's speed over minutes (seen: 45 and 64 requests/s from the same direct load
@@ -33,9 +33,13 @@ from e2e_vllm_load import Sample, percentile, run_load
 from e2e_vllm_process import proxy_process
 from e2e_vllm_support import Endpoints, get_text, vllm_metric, wait_for
 
-KNEE = 16
-OVERLOAD = 2 * KNEE
-LEVELS = (1, 4, 8, KNEE, OVERLOAD)
+# Past the knee by a margin the machine's drift cannot close: the P90 TPOT at 32
+# clients was 1.48-1.96x the one at 8 over five runs, and 1.13-1.8x the one at 16; a
+# drift of the machine's speed by 1.4x (seen) brought 32 clients back under a target
+# set at 16, where no proxy served more requests within it than any limit could.
+KNEE = 8
+OVERLOAD = 4 * KNEE
+LEVELS = (1, 4, KNEE, 16, OVERLOAD)
 ROUNDS = 2
 LEVEL_SECONDS = 8.0
 # The first moments of a closed-loop level are a burst of simultaneous prefills that
