@@ -149,14 +149,21 @@ def _estimate(ev: SignalEvidence, allowance: float, min_samples: int) -> float:
     have missed are not counted. (Asking that none of them miss instead, the
     estimate of a P90 is the maximum of a handful: one long answer stops growth.)"""
     for g in HEADROOM_STEPS:
-        threshold = ev.target / g
-        values = [v for age, v in ev.resolved if age >= threshold] + list(ev.partial)
-        late = sum(1 for age in ev.pending if age >= threshold)
-        n = len(values) + late
-        misses = late + sum(1 for v in values if v > threshold)
+        _, n, misses = _cohort(ev, ev.target / g, ev.partial)
         if n >= min_samples and misses <= allowance * n:
             return g
     return 0.0
+
+
+def _cohort(
+    ev: SignalEvidence, threshold: float, extra: tuple[float, ...] = ()
+) -> tuple[list[float], int, int]:
+    """The requests sent at least `threshold` ago (each is known to have met it or not):
+    their resolved values (and `extra` ones), how many they are with those still
+    waiting, and how many missed it, the waiting ones included."""
+    values = [v for age, v in ev.resolved if age >= threshold] + list(extra)
+    waiting = sum(1 for age in ev.pending if age >= threshold)
+    return values, len(values) + waiting, waiting + sum(1 for v in values if v > threshold)
 
 
 def _headroom(
@@ -172,12 +179,9 @@ def _headroom(
     least that long ago are judged: each of them is known to have met it or not."""
     for g in HEADROOM_STEPS:
         threshold = ev.target / g
-        values = [v for age, v in ev.resolved if age >= threshold]
-        censored = sum(1 for age in ev.pending if age >= threshold)
-        n = len(values) + censored
+        values, n, misses = _cohort(ev, threshold)
         if n == 0:
             continue
-        misses = censored + sum(1 for v in values if v > threshold)
         if binomial_cdf(misses, n, allowance) <= risk:
             return g, "binomial"
         if g >= TOLERANCE_HEADROOM and misses == 0 and len(values) >= min_samples:
